@@ -1,0 +1,30 @@
+# Two entry points: `make demo` (set up + a short run with plots) and `make test`.
+# TORCH can be overridden, e.g. `make test TORCH=torch` for the newest release (CUDA build on
+# Linux) or `TORCH="torch --index-url https://download.pytorch.org/whl/cpu"`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/random_hardmaze.py --count 1000 --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check qd envs tests examples benchmarks
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""Batched torch environments for quality-diversity search (imports nothing from ``qd``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from envs.base import BatchedEnv, EnvSpec
+
+_REGISTRY: dict[str, Callable[..., BatchedEnv]] = {}
+
+
+def register(name: str, factory: Callable[..., BatchedEnv]) -> None:
+    """Register ``factory(**options)`` under ``name``."""
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    """Names of the registered environments, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make(name: str, **options) -> BatchedEnv:
+    """Build the environment ``name`` with keyword ``options``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+        TypeError: an option the environment does not accept.
+    """
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown environment {name!r}; known environments: {', '.join(names())}")
+    try:
+        return _REGISTRY[name](**options)
+    except TypeError as err:
+        raise TypeError(f"bad options for environment {name!r}: {err}") from None
+
+
+def _hardmaze(**options) -> BatchedEnv:
+    from envs.hardmaze import HardMaze
+
+    return HardMaze(**options)
+
+
+register("hardmaze", _hardmaze)
+
+__all__ = ["BatchedEnv", "EnvSpec", "make", "names", "register"]

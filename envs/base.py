@@ -1,0 +1,99 @@
+"""Environment protocol shared by every batched simulator in :mod:`envs`.
+
+An environment is a stateless object with a frozen :class:`EnvSpec` and pure batched functions
+over a small state dataclass of tensors (the population is the batch dimension)::
+
+    state = env.reset(batch_size, device=..., generator=...)
+    state = env.step(state, actions)          # finished episodes must stay unchanged
+    obs = env.observe(state)                  # [B, obs_size]
+    r = env.reward(state)                     # [B], reward of the last step
+    area = env.reward_area(state)             # [B] long, -1 outside every reward area
+    desc = env.descriptor(state)              # [B, descriptor_size], ground truth
+    frames = env.render(state)                # [B, H, W, 3] uint8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of an environment.
+
+    Attributes:
+        name: registry name.
+        obs_size: observation size.
+        action_size: action size.
+        episode_length: number of steps of a full episode (fixed-length loop).
+        descriptor_size: size of the ground-truth behaviour descriptor.
+        descriptor_low: lower bound of each descriptor dimension.
+        descriptor_high: upper bound of each descriptor dimension.
+        grid_shape: cells per dimension of the coverage grid over the descriptor bounds.
+        reward_areas: number of reward areas (``reward_area`` returns values in ``[-1, n)``).
+        image_size: side of the square RGB render.
+        final_reward_only: ``True`` when reward is only given at the last step, so that an
+            evaluator may call ``reward`` once after the loop.
+        can_terminate: ``True`` when episodes may end before ``episode_length`` (done-mask).
+        options: constructor options, for config files and archive headers.
+    """
+
+    name: str
+    obs_size: int
+    action_size: int
+    episode_length: int
+    descriptor_size: int
+    descriptor_low: tuple[float, ...]
+    descriptor_high: tuple[float, ...]
+    grid_shape: tuple[int, ...]
+    reward_areas: int
+    image_size: int = 64
+    final_reward_only: bool = True
+    can_terminate: bool = False
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form of the spec."""
+        return {
+            "name": self.name,
+            "obs_size": self.obs_size,
+            "action_size": self.action_size,
+            "episode_length": self.episode_length,
+            "descriptor_size": self.descriptor_size,
+            "descriptor_low": list(self.descriptor_low),
+            "descriptor_high": list(self.descriptor_high),
+            "grid_shape": list(self.grid_shape),
+            "reward_areas": self.reward_areas,
+            "image_size": self.image_size,
+            "final_reward_only": self.final_reward_only,
+            "can_terminate": self.can_terminate,
+            "options": dict(self.options),
+        }
+
+
+@runtime_checkable
+class BatchedEnv(Protocol):
+    """What the evaluator needs from an environment (see the module docstring)."""
+
+    spec: EnvSpec
+
+    def reset(
+        self, batch_size: int, *, device: torch.device, generator: torch.Generator | None = None
+    ): ...
+
+    def step(self, state, actions: torch.Tensor): ...
+
+    def observe(self, state) -> torch.Tensor: ...
+
+    def reward(self, state) -> torch.Tensor: ...
+
+    def reward_area(self, state) -> torch.Tensor: ...
+
+    def descriptor(self, state) -> torch.Tensor: ...
+
+    def done(self, state) -> torch.Tensor: ...
+
+    def render(self, state) -> torch.Tensor: ...

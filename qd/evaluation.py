@@ -1,0 +1,189 @@
+"""Batched policy evaluation: a whole population rolled out together in a batched env.
+
+``LocalEvaluator.evaluate(genomes)`` runs one fixed-length episode per genome. The loop has no
+host synchronisation (no ``.item()``, no branching on tensor values): finished episodes are
+handled with done-masks, and recordings happen at step indices known in advance. Populations
+larger than ``max_batch`` are processed in chunks so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from qd.policies import BatchedMLP
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Parse a device string, with clear errors for unknown or unavailable devices."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {device!r} (use 'cpu', 'cuda' or 'cuda:N'): {err}"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ValueError(f"device {device!r} requested but only {count} CUDA devices exist")
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+@dataclass
+class Outcomes:
+    """What one batch of episodes produced (all tensors have the population as dim 0).
+
+    Attributes:
+        fitness: ``[B]`` episode return.
+        reward_area: ``[B]`` long, index of the reward area the episode ended in, -1 if none.
+        descriptor: ``[B, d]`` ground-truth behaviour descriptor (for metrics).
+        final_obs: ``[B, obs]`` last observation.
+        frames: ``[B, F, H, W, 3]`` uint8 renders (F equally spaced, the last one final), or None.
+        trajectory: ``[B, S, obs]`` observations sampled at S equally spaced steps, or None.
+    """
+
+    fitness: torch.Tensor
+    reward_area: torch.Tensor
+    descriptor: torch.Tensor
+    final_obs: torch.Tensor
+    frames: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.fitness.shape[0]
+
+    def _map(self, fn) -> Outcomes:
+        return Outcomes(
+            **{
+                f.name: (None if (v := getattr(self, f.name)) is None else fn(v))
+                for f in fields(self)
+            }
+        )
+
+    def to(self, device: str | torch.device) -> Outcomes:
+        """Copy to ``device``."""
+        return self._map(lambda t: t.to(device))
+
+    def select(self, index: torch.Tensor | slice) -> Outcomes:
+        """Rows ``index`` of every field."""
+        return self._map(lambda t: t[index])
+
+    @staticmethod
+    def cat(parts: list[Outcomes]) -> Outcomes:
+        """Concatenate along the population dimension."""
+        first = parts[0]
+        values = {}
+        for f in fields(first):
+            if getattr(first, f.name) is None:
+                values[f.name] = None
+            else:
+                values[f.name] = torch.cat([getattr(p, f.name) for p in parts], 0)
+        return Outcomes(**values)
+
+
+def sample_steps(episode_length: int, count: int) -> list[int]:
+    """``count`` equally spaced step numbers in ``[1, episode_length]``, the last one final."""
+    if count <= 0:
+        return []
+    return sorted({round(episode_length * (k + 1) / count) for k in range(count)})
+
+
+class LocalEvaluator:
+    """Evaluate populations in one process on one device.
+
+    Args:
+        env: a batched environment (see :mod:`envs.base`).
+        policy: the policy family genomes are decoded with.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``...
+        max_batch: most episodes stepped together; larger populations are chunked.
+        seed: seed of the environment's reset (identical for every episode and call).
+    """
+
+    def __init__(
+        self,
+        env,
+        policy: BatchedMLP,
+        *,
+        device: str | torch.device = "cpu",
+        max_batch: int = 4096,
+        seed: int = 0,
+    ) -> None:
+        if policy.obs_size != env.spec.obs_size or policy.action_size != env.spec.action_size:
+            raise ValueError(
+                f"policy sizes {policy.sizes} do not match env {env.spec.name!r} "
+                f"(obs {env.spec.obs_size}, actions {env.spec.action_size})"
+            )
+        if max_batch <= 0:
+            raise ValueError(f"max_batch must be > 0, got {max_batch}")
+        self.env = env
+        self.policy = policy
+        self.device = resolve_device(device)
+        self.max_batch = int(max_batch)
+        self.seed = int(seed)
+        self.evaluations = 0
+
+    @torch.inference_mode()
+    def evaluate(self, genomes: torch.Tensor, *, frames: int = 0, trajectory: int = 0) -> Outcomes:
+        """Roll out one episode per genome.
+
+        Args:
+            genomes: ``[B, genome_size]`` float tensor (any device; moved to the evaluator's).
+            frames: number of equally spaced renders to keep (0 = none, 1 = final frame).
+            trajectory: number of equally spaced observations to keep (0 = none).
+
+        Returns:
+            Outcomes on the evaluator's device.
+        """
+        self.policy.check(genomes)
+        genomes = genomes.to(self.device, torch.float32)
+        parts = [
+            self._rollout(genomes[i : i + self.max_batch], frames, trajectory)
+            for i in range(0, genomes.shape[0], self.max_batch)
+        ]
+        self.evaluations += genomes.shape[0]
+        return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
+
+    def _generator(self) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(self.seed)
+        return gen
+
+    def _rollout(self, genomes: torch.Tensor, n_frames: int, n_traj: int) -> Outcomes:
+        env, spec = self.env, self.env.spec
+        batch = genomes.shape[0]
+        layers = self.policy.unflatten(genomes)
+        state = env.reset(batch, device=self.device, generator=self._generator())
+        frame_steps = set(sample_steps(spec.episode_length, n_frames))
+        traj_steps = set(sample_steps(spec.episode_length, n_traj))
+        frames, traj = [], []
+        fitness = torch.zeros(batch, device=self.device)
+        alive = torch.ones(batch, dtype=torch.bool, device=self.device)
+        for t in range(1, spec.episode_length + 1):
+            obs = env.observe(state)
+            actions = self.policy.forward(layers, obs)
+            state = env.step(state, actions)
+            if not spec.final_reward_only:
+                fitness += torch.where(alive, env.reward(state), torch.zeros_like(fitness))
+            if spec.can_terminate:
+                alive = alive & ~env.done(state)
+            if t in traj_steps:
+                traj.append(env.observe(state))
+            if t in frame_steps:
+                frames.append(env.render(state))
+        if spec.final_reward_only:
+            fitness = env.reward(state)
+        return Outcomes(
+            fitness=fitness,
+            reward_area=env.reward_area(state),
+            descriptor=env.descriptor(state),
+            final_obs=env.observe(state),
+            frames=torch.stack(frames, 1) if frames else None,
+            trajectory=torch.stack(traj, 1) if traj else None,
+        )

@@ -1,0 +1,88 @@
+"""Matplotlib figures written as PNG files (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _background_extent(env) -> tuple[np.ndarray | None, list[float]]:
+    low, high = env.spec.descriptor_low, env.spec.descriptor_high
+    extent = [low[0], high[0], high[1], low[1]]  # image rows grow with y
+    image = env.background() if hasattr(env, "background") else None
+    return image, extent
+
+
+def plot_descriptors(
+    env,
+    descriptors: np.ndarray,
+    path: str | Path,
+    *,
+    colours: np.ndarray | None = None,
+    title: str = "",
+    colour_label: str = "",
+) -> Path:
+    """Scatter ground-truth descriptors ``[N, 2]`` over the environment's own picture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image, extent = _background_extent(env)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    if image is not None:
+        ax.imshow(image, extent=extent, interpolation="nearest")
+    goals = getattr(env, "goal_circles", None)
+    if goals is not None:
+        for cx, cy, r in goals():
+            ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))
+    sc = ax.scatter(
+        descriptors[:, 0],
+        descriptors[:, 1],
+        s=6,
+        c=colours,
+        cmap="viridis",
+        alpha=0.8,
+        color=None if colours is not None else "tab:blue",
+    )
+    if colours is not None:
+        fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("descriptor 0")
+    ax.set_ylabel("descriptor 1")
+    ax.set_title(title or f"{env.spec.name}: {len(descriptors)} final positions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(
+    xs: np.ndarray,
+    series: dict[str, np.ndarray],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+) -> Path:
+    """Line plot of several named series against ``xs``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, ys in series.items():
+        ax.plot(xs, ys, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,170 @@
+"""Batched MLP policies: a population of genomes ``[B, D]`` evaluated as one batch.
+
+A genome is the flat vector of all weights of one small MLP. ``unflatten`` cuts the whole
+population into per-layer weight tensors (views, no copy) and ``forward`` runs every individual
+on its own observation with one ``baddbmm`` per layer.
+
+Genome layout, layer after layer: the weight matrix ``[in, out]`` row-major, then the biases
+(one scalar per layer for :class:`SereneMLP`, one per output unit for :class:`TanhMLP`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """Weights of one layer for a whole population: ``weight [B, in, out]``, ``bias [B, 1, b]``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
+class BatchedMLP:
+    """Base class: layer sizes, genome size, genome <-> weights, batched forward.
+
+    Args:
+        sizes: layer sizes from input to output, e.g. ``(5, 5, 5, 2)``.
+    """
+
+    name = "mlp"
+
+    def __init__(self, sizes: tuple[int, ...] | list[int]) -> None:
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) <= 0:
+            raise ValueError(f"layer sizes must be >= 2 positive ints, got {sizes}")
+        self.sizes = sizes
+        self.bias_sizes = tuple(self._bias_size(out) for out in sizes[1:])
+        self.genome_size = sum(
+            i * o + b for i, o, b in zip(sizes[:-1], sizes[1:], self.bias_sizes, strict=True)
+        )
+
+    @property
+    def obs_size(self) -> int:
+        """Input size."""
+        return self.sizes[0]
+
+    @property
+    def action_size(self) -> int:
+        """Output size."""
+        return self.sizes[-1]
+
+    def _bias_size(self, out: int) -> int:
+        raise NotImplementedError
+
+    def activation(self, x: torch.Tensor, last: bool) -> torch.Tensor:
+        """Activation after layer (``last`` is True for the output layer)."""
+        raise NotImplementedError
+
+    def check(self, genomes: torch.Tensor) -> None:
+        """Raise ``ValueError`` for a genome tensor of the wrong shape or with NaN/inf values."""
+        if not isinstance(genomes, torch.Tensor):
+            raise TypeError(f"genomes must be a torch.Tensor, got {type(genomes).__name__}")
+        if genomes.ndim != 2 or genomes.shape[1] != self.genome_size:
+            raise ValueError(
+                f"genomes must have shape [B, {self.genome_size}] for layer sizes {self.sizes}, "
+                f"got {list(genomes.shape)}"
+            )
+        if not torch.isfinite(genomes).all():
+            raise ValueError("genomes contain NaN or infinite values")
+
+    def unflatten(self, genomes: torch.Tensor) -> list[LayerWeights]:
+        """Per-layer weights of every genome (views into ``genomes``)."""
+        self.check(genomes)
+        batch = genomes.shape[0]
+        layers = []
+        pos = 0
+        for i, o, b in zip(self.sizes[:-1], self.sizes[1:], self.bias_sizes, strict=True):
+            weight = genomes[:, pos : pos + i * o].view(batch, i, o)
+            pos += i * o
+            bias = genomes[:, pos : pos + b].view(batch, 1, b) if b else None
+            pos += b
+            layers.append(LayerWeights(weight, bias))
+        return layers
+
+    def flatten(self, layers: list[LayerWeights]) -> torch.Tensor:
+        """Inverse of :meth:`unflatten`: ``[B, genome_size]``."""
+        parts = []
+        for layer in layers:
+            parts.append(layer.weight.reshape(layer.weight.shape[0], -1))
+            if layer.bias is not None:
+                parts.append(layer.bias.reshape(layer.bias.shape[0], -1))
+        return torch.cat(parts, 1)
+
+    def forward(self, layers: list[LayerWeights], obs: torch.Tensor) -> torch.Tensor:
+        """Actions ``[B, out]`` for observations ``[B, in]`` (individual b uses genome b)."""
+        h = obs.unsqueeze(1)
+        last = len(layers) - 1
+        for k, layer in enumerate(layers):
+            if layer.bias is None:
+                h = torch.bmm(h, layer.weight)
+            else:
+                h = torch.baddbmm(layer.bias, h, layer.weight)
+            h = self.activation(h, k == last)
+        return h.squeeze(1)
+
+    def __call__(self, genomes: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Convenience: ``forward(unflatten(genomes), obs)``."""
+        return self.forward(self.unflatten(genomes), obs)
+
+    def to_dict(self) -> dict:
+        """JSON description (kind and sizes)."""
+        return {"kind": self.name, "sizes": list(self.sizes)}
+
+
+class SereneMLP(BatchedMLP):
+    """SERENE-family MLP: one scalar bias per layer, ``2*sigmoid(x) - 1`` on every layer.
+
+    Genome size = sum over layers of ``in*out + 1``; 63 for HardMaze's 5->5->5->2.
+    """
+
+    name = "serene"
+
+    def _bias_size(self, out: int) -> int:
+        return 1
+
+    def activation(self, x: torch.Tensor, last: bool) -> torch.Tensor:
+        # 2*sigmoid(x) - 1 == tanh(x/2). torch's CPU sigmoid rounds differently in its
+        # vectorised and scalar paths, which would make results depend on the batch size.
+        return torch.tanh(x * 0.5)
+
+
+class TanhMLP(BatchedMLP):
+    """Standard MLP: one bias per unit, tanh on every layer (``output_bias=False`` drops the
+    output layer's biases, as in DvD's policies)."""
+
+    name = "tanh"
+
+    def __init__(self, sizes: tuple[int, ...] | list[int], *, output_bias: bool = True) -> None:
+        self.output_bias = output_bias
+        self._n_layers = len(sizes) - 1
+        self._layer = 0
+        super().__init__(sizes)
+
+    def _bias_size(self, out: int) -> int:
+        self._layer += 1
+        return out if (self.output_bias or self._layer < self._n_layers) else 0
+
+    def activation(self, x: torch.Tensor, last: bool) -> torch.Tensor:
+        return torch.tanh(x)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "output_bias": self.output_bias}
+
+
+POLICIES = {"serene": SereneMLP, "tanh": TanhMLP}
+
+
+def make_policy(kind: str, sizes: tuple[int, ...] | list[int], **options) -> BatchedMLP:
+    """Build a policy family by name (``serene`` or ``tanh``)."""
+    if kind not in POLICIES:
+        raise KeyError(f"unknown policy kind {kind!r}; known: {', '.join(sorted(POLICIES))}")
+    return POLICIES[kind](sizes, **options)
+
+
+def serene_sizes(obs_size: int, action_size: int, hidden: tuple[int, ...] = (5, 5)) -> tuple:
+    """Layer sizes of the SERENE policy for an env (hidden layers of 5 by default)."""
+    return (obs_size, *hidden, action_size)
