@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 EPILOG_BENCH = """example:
   qd bench rollout --env hardmaze --batch 1 256 1024 4096 --json
@@ -60,6 +61,55 @@ def _cmd_bench_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG_RUN = """examples:
+  qd run ns --env hardmaze --budget 20000 --seed 0 --out runs/ns-demo
+  qd run ns --env hardmaze --set archive_rule=top_novelty --set env.action_scale=5
+  qd run --resume runs/ns-demo        (continue from the last checkpoint)
+
+--set keys: any field of the algorithm's config (e.g. pop_size, sigma, k_neighbors,
+archive_rule, archive_add, space), env.<option> for the environment, or the run settings
+checkpoint_every, keep_checkpoints, max_batch, log_every."""
+
+EPILOG_INSPECT = """examples:
+  qd inspect runs/ns-demo
+  qd inspect runs/ns-demo --json"""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from qd.run import RunConfig, load_config_file, parse_overrides, resume, start
+
+    if args.resume:
+        if args.algorithm or args.set or args.config:
+            raise ValueError("--resume takes only the run folder (its config.json is reused)")
+        folder = resume(args.resume, progress=args.progress)
+    else:
+        if not args.algorithm or not args.env:
+            raise ValueError("qd run needs ALGO and --env ENV (or --resume DIR)")
+        base = load_config_file(args.config) if args.config else {}
+        base.pop("run_format", None)
+        base.pop("qdtorch_version", None)
+        base.update(algorithm=args.algorithm, env=args.env)
+        for key in ("budget", "seed", "device", "out"):
+            value = getattr(args, key)
+            if value is not None:
+                base[key] = value
+        if "out" not in base:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            base["out"] = f"runs/{args.algorithm}-{args.env}-s{base.get('seed', 0)}-{stamp}"
+        config = parse_overrides(RunConfig(**base), args.set or [])
+        folder = start(config, progress=args.progress)
+    print(f"run folder: {folder}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from qd.report import format_summary, summary
+
+    info = summary(args.run)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qd",
@@ -71,6 +121,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("envs", help="list the environments and their sizes")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_envs)
+
+    from qd.algorithms import algorithm_names
+
+    p = sub.add_parser(
+        "run",
+        help="run an algorithm (or resume a run)",
+        description="Run a QD algorithm on an environment; writes a run folder with config.json, "
+        "metrics.jsonl, checkpoints/, archive/ and plots/.",
+        epilog=EPILOG_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(algorithm_names())}")
+    p.add_argument("--env", help="environment name (see `qd envs`)")
+    p.add_argument("--budget", type=int, help="evaluations to spend (default 100000)")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--device", help="cpu (default), cuda, cuda:N")
+    p.add_argument("--out", help="run folder (default runs/ALGO-ENV-sSEED-TIME)")
+    p.add_argument("--config", help="JSON file with run settings (keys of config.json)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: only on a terminal; otherwise log lines)",
+    )
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "inspect",
+        help="summary of a run folder",
+        epilog=EPILOG_INSPECT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", help="run folder")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_inspect)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

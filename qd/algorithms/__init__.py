@@ -1,0 +1,29 @@
+"""Algorithms: ask/tell searches built on :class:`qd.archive.Archive`.
+
+``ALGORITHMS`` maps a CLI name to (config dataclass, algorithm class). Every algorithm has
+``archives`` (name -> Archive), ``ask(max_count)``, ``tell(genomes, outcomes, descriptors)``,
+``state_dict()`` and ``load_state_dict(state, archives)``, and its config has a ``space`` field
+naming the behaviour space it searches in.
+"""
+
+from __future__ import annotations
+
+from qd.algorithms.ns import NoveltySearch, NSConfig
+
+ALGORITHMS: dict[str, tuple[type, type]] = {
+    "ns": (NSConfig, NoveltySearch),
+}
+
+
+def algorithm_names() -> list[str]:
+    """Names accepted by ``qd run``."""
+    return sorted(ALGORITHMS)
+
+
+def lookup(name: str) -> tuple[type, type]:
+    """(config class, algorithm class) of ``name``, with an error listing the known ones."""
+    if name not in ALGORITHMS:
+        raise KeyError(
+            f"unknown algorithm {name!r}; known algorithms: {', '.join(algorithm_names())}"
+        )
+    return ALGORITHMS[name]

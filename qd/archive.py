@@ -1,0 +1,692 @@
+"""The one container every algorithm uses: :class:`Archive`.
+
+An archive stores individuals as rows of torch tensors on its device. Every row has the fields
+``solution`` (the genome), ``objective`` (fitness), ``measures`` (the behaviour descriptor the
+search uses), ``ground_truth`` (the environment's descriptor, for metrics), ``reward_area``
+(-1 when none), plus any declared extra fields (e.g. ``frames`` kept for re-encoding). Capacity
+doubles when full, so adding is amortised O(batch), not a copy of the archive.
+
+It implements pyribs' :class:`~ribs.archives.ArchiveBase` contract (``add`` returns ``status``,
+``value``, ``novelty`` and, for local competition, ``local_competition``; ``data``;
+``sample_elites``; ``stats``; numpy ``dtypes``), so ribs schedulers, emitters, rankers and
+``ribs.visualize`` work with it. Field names follow pyribs; :attr:`Archive.genomes`,
+:attr:`Archive.descriptors` and :attr:`Archive.objectives` are named views of the live rows.
+
+Files: ``save``/``load`` use safetensors (tensors) with a JSON header (format, version, field
+schema, settings, env spec, checksum). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ribs.archives import ArchiveBase, ArchiveDataFrame, ArchiveStats
+
+from qd.novelty import knn_novelty
+
+FORMAT = "qdtorch-archive"
+FORMAT_VERSION = 1
+INSERTION_RULES = ("all", "random", "top_novelty", "threshold", "local_competition")
+_BASE_FIELDS = ("solution", "objective", "measures", "ground_truth", "reward_area")
+
+
+class ArchiveFileError(ValueError):
+    """An archive file is missing, truncated, corrupted, foreign or from a newer version."""
+
+
+@dataclass(frozen=True)
+class InsertionRule:
+    """Which candidates ``Archive.add`` keeps.
+
+    Attributes:
+        kind: ``all``; ``random`` (``count`` chosen uniformly at random); ``top_novelty`` (the
+            ``count`` most novel); ``threshold`` (novelty >= ``threshold``); ``local_competition``
+            (novelty >= ``threshold`` is added, otherwise the candidate replaces its nearest
+            neighbour if it has a higher objective, as in NSLC / pyribs' ProximityArchive).
+        count: number of candidates kept by ``random`` and ``top_novelty``.
+        threshold: novelty threshold of ``threshold`` and ``local_competition``.
+    """
+
+    kind: str = "all"
+    count: int = 5
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in INSERTION_RULES:
+            raise ValueError(
+                f"unknown insertion rule {self.kind!r}; known: {', '.join(INSERTION_RULES)}"
+            )
+        if self.count < 0:
+            raise ValueError(f"insertion count must be >= 0, got {self.count}")
+
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    for name, value in _DTYPES.items():
+        if value == dtype:
+            return name
+    raise ValueError(f"unsupported field dtype {dtype}")
+
+
+def rbf_kernel(descriptors: torch.Tensor, *, lengthscale: float = 1.0) -> torch.Tensor:
+    """``K_ij = exp(-||x_i - x_j||^2 / (2 l^2))`` over the rows of ``descriptors``."""
+    if not torch.isfinite(descriptors).all():
+        raise ValueError("descriptors contain NaN or infinite values")
+    d2 = torch.cdist(descriptors, descriptors).pow(2)
+    return torch.exp(-d2 / (2 * lengthscale**2))
+
+
+def rbf_log_det(
+    descriptors: torch.Tensor, *, lengthscale: float = 1.0, jitter: float = 1e-6
+) -> torch.Tensor:
+    """Log-determinant of the RBF kernel matrix of ``descriptors`` ``[M, d]`` (DvD's diversity).
+
+    Computed with a Cholesky factorisation of ``K + jitter * I``; the jitter grows tenfold (up
+    to 6 times) if the factorisation fails, so duplicate rows give a very negative, finite value.
+    Differentiable with respect to ``descriptors``.
+    """
+    kernel = rbf_kernel(descriptors, lengthscale=lengthscale)
+    eye = torch.eye(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
+    for attempt in range(7):
+        chol, info = torch.linalg.cholesky_ex(kernel + jitter * (10**attempt) * eye)
+        if int(info) == 0:
+            return 2 * torch.log(torch.diagonal(chol)).sum()
+    raise ValueError("kernel matrix is not positive definite even with jitter")
+
+
+class Archive(ArchiveBase):
+    """Unstructured, growing archive of individuals stored as torch tensors.
+
+    Args:
+        solution_dim: genome size.
+        measure_dim: size of the behaviour descriptor used by the search.
+        ground_truth_dim: size of the environment's ground-truth descriptor (defaults to
+            ``measure_dim``).
+        extra_fields: ``{name: (shape, dtype)}`` of additional per-row fields.
+        k_neighbors: k of the k-NN novelty.
+        insertion: which candidates :meth:`add` keeps.
+        device: where rows live and novelty is computed.
+        seed: seed of the archive's own generator (random insertion, sampling).
+        env_spec: the environment's spec as a dict (kept in saved files).
+        qd_score_offset: subtracted from objectives in the QD-score.
+        initial_capacity: rows allocated up front (doubles when full).
+        novelty_backend: ``auto``, ``brute`` or ``kdtree`` (see :mod:`qd.novelty`).
+        name: label used in run folders and file headers.
+    """
+
+    def __init__(
+        self,
+        *,
+        solution_dim: int,
+        measure_dim: int,
+        ground_truth_dim: int | None = None,
+        extra_fields: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None,
+        k_neighbors: int = 15,
+        insertion: InsertionRule | None = None,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        env_spec: dict | None = None,
+        qd_score_offset: float = 0.0,
+        initial_capacity: int = 1024,
+        novelty_backend: str = "auto",
+        name: str = "archive",
+    ) -> None:
+        super().__init__(solution_dim=solution_dim, objective_dim=(), measure_dim=measure_dim)
+        if k_neighbors <= 0:
+            raise ValueError(f"k_neighbors must be > 0, got {k_neighbors}")
+        self.device = torch.device(device)
+        self.k_neighbors = int(k_neighbors)
+        self.insertion = insertion or InsertionRule()
+        self.env_spec = dict(env_spec or {})
+        self.qd_score_offset = float(qd_score_offset)
+        self.novelty_backend = novelty_backend
+        self.name = name
+        ground_truth_dim = measure_dim if ground_truth_dim is None else ground_truth_dim
+        self._schema: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
+            "solution": ((int(solution_dim),), torch.float32),
+            "objective": ((), torch.float32),
+            "measures": ((int(measure_dim),), torch.float32),
+            "ground_truth": ((int(ground_truth_dim),), torch.float32),
+            "reward_area": ((), torch.int64),
+        }
+        for field, (shape, dtype) in (extra_fields or {}).items():
+            if field in self._schema or field == "index":
+                raise ValueError(f"extra field {field!r} clashes with a built-in field")
+            self._schema[field] = (tuple(int(s) for s in shape), dtype)
+        self._size = 0
+        self._store = {
+            f: torch.empty((max(1, initial_capacity), *shape), dtype=dtype, device=self.device)
+            for f, (shape, dtype) in self._schema.items()
+        }
+        self._generator = torch.Generator(device="cpu")
+        self._generator.manual_seed(0 if seed is None else int(seed))
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def field_list(self) -> list[str]:
+        """Names of the stored fields (pyribs contract)."""
+        return list(self._schema)
+
+    @property
+    def dtypes(self) -> dict[str, np.dtype]:
+        """numpy dtype of each field (pyribs contract)."""
+        out = {f: torch.empty(0, dtype=dt).numpy().dtype for f, (_, dt) in self._schema.items()}
+        out["index"] = np.dtype(np.int32)
+        return out
+
+    @property
+    def schema(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """``{field: (shape, dtype)}``."""
+        return dict(self._schema)
+
+    @property
+    def capacity(self) -> int:
+        """Rows allocated."""
+        return self._store["solution"].shape[0]
+
+    @property
+    def empty(self) -> bool:
+        """True when no row is stored."""
+        return self._size == 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def field(self, name: str) -> torch.Tensor:
+        """Live rows of one field (a view: do not keep it across adds)."""
+        if name not in self._store:
+            raise ValueError(f"unknown field {name!r}; fields: {', '.join(self._schema)}")
+        return self._store[name][: self._size]
+
+    @property
+    def genomes(self) -> torch.Tensor:
+        """``[n, solution_dim]`` view of the stored genomes."""
+        return self.field("solution")
+
+    @property
+    def descriptors(self) -> torch.Tensor:
+        """``[n, measure_dim]`` view of the stored behaviour descriptors."""
+        return self.field("measures")
+
+    @property
+    def objectives(self) -> torch.Tensor:
+        """``[n]`` view of the stored objectives."""
+        return self.field("objective")
+
+    @property
+    def stats(self) -> ArchiveStats:
+        """pyribs statistics; ``coverage`` is over the ground-truth grid when the env is known."""
+        n = self._size
+        if n == 0:
+            return ArchiveStats(0, np.float32(0.0), np.float32(0.0), np.float32(0.0), None, None)
+        obj = self.objectives.double()
+        qd = float((obj - self.qd_score_offset).sum())
+        return ArchiveStats(
+            num_elites=n,
+            coverage=np.float32(self._grid_coverage()),
+            qd_score=np.float32(qd),
+            norm_qd_score=np.float32(qd / n),
+            obj_max=np.float32(obj.max()),
+            obj_mean=np.float32(obj.mean()),
+        )
+
+    def _grid_coverage(self) -> float:
+        spec = self.env_spec
+        if not spec.get("grid_shape"):
+            return float("nan")
+        from qd.metrics import grid_cells
+
+        cells = grid_cells(self.field("ground_truth"), spec)
+        return float(torch.unique(cells).numel() / math.prod(spec["grid_shape"]))
+
+    # -- writing -------------------------------------------------------------------------------
+    def _to_tensor(self, name: str, value, batch: int) -> torch.Tensor:
+        shape, dtype = self._schema[name]
+        tensor = torch.as_tensor(value, device=self.device)
+        if tensor.dtype != dtype:
+            tensor = tensor.to(dtype)
+        if tuple(tensor.shape) != (batch, *shape):
+            raise ValueError(
+                f"field {name!r} must have shape {[batch, *shape]}, got {list(tensor.shape)}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"field {name!r} contains NaN or infinite values")
+        return tensor
+
+    def _batch(self, solution, objective, measures, fields: dict) -> dict[str, torch.Tensor]:
+        batch = len(solution)
+        rows = {
+            "solution": self._to_tensor("solution", solution, batch),
+            "measures": self._to_tensor("measures", measures, batch),
+        }
+        obj = torch.zeros(batch) if objective is None else objective
+        rows["objective"] = self._to_tensor("objective", obj, batch)
+        unknown = set(fields) - set(self._schema)
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {sorted(unknown)}; archive fields: {', '.join(self._schema)}"
+            )
+        for name in self._schema:
+            if name in rows:
+                continue
+            if fields.get(name) is not None:
+                rows[name] = self._to_tensor(name, fields[name], batch)
+            elif name == "ground_truth" and self._schema[name][0] == self._schema["measures"][0]:
+                rows[name] = rows["measures"].clone()
+            elif name == "reward_area":
+                rows[name] = torch.full((batch,), -1, dtype=torch.int64, device=self.device)
+            else:
+                shape, dtype = self._schema[name]
+                rows[name] = torch.zeros((batch, *shape), dtype=dtype, device=self.device)
+        return rows
+
+    def _reserve(self, extra: int) -> None:
+        needed = self._size + extra
+        if needed <= self.capacity:
+            return
+        new_capacity = self.capacity
+        while new_capacity < needed:
+            new_capacity *= 2
+        for name, tensor in self._store.items():
+            grown = torch.empty(
+                (new_capacity, *tensor.shape[1:]), dtype=tensor.dtype, device=self.device
+            )
+            grown[: self._size] = tensor[: self._size]
+            self._store[name] = grown
+
+    def _append(self, rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        count = rows["solution"].shape[0]
+        self._reserve(count)
+        for name, value in rows.items():
+            self._store[name][self._size : self._size + count] = value
+        index = torch.arange(self._size, self._size + count, device=self.device)
+        self._size += count
+        return index
+
+    def add(
+        self,
+        solution,
+        objective,
+        measures,
+        *,
+        novelty: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        **fields,
+    ) -> dict[str, np.ndarray]:
+        """Offer a batch of candidates; the insertion rule decides which are stored.
+
+        Args:
+            solution: ``[B, solution_dim]`` genomes.
+            objective: ``[B]`` objectives (None: zeros).
+            measures: ``[B, measure_dim]`` behaviour descriptors.
+            novelty: optional precomputed novelty of the candidates; otherwise computed against
+                the archive (+ ``reference``) before insertion.
+            reference: optional extra reference descriptors for that novelty.
+            **fields: ``ground_truth``, ``reward_area`` and declared extra fields.
+
+        Returns:
+            pyribs add-info (numpy): ``status`` (0 not added, 1 replaced a worse neighbour,
+            2 new row), ``value`` (objective, or the improvement for status 1), ``novelty``,
+            ``index`` (row written, -1 if none) and ``local_competition`` for that rule.
+        """
+        rows = self._batch(solution, objective, measures, fields)
+        batch = rows["solution"].shape[0]
+        rule = self.insertion
+        if novelty is None:
+            novelty = self.novelty(rows["measures"], reference=reference)
+        novelty = torch.as_tensor(novelty, dtype=torch.float32, device=self.device)
+        status = torch.zeros(batch, dtype=torch.int32, device=self.device)
+        value = rows["objective"].clone()
+        written = torch.full((batch,), -1, dtype=torch.long, device=self.device)
+        info: dict[str, np.ndarray] = {}
+        if rule.kind == "all":
+            chosen = torch.arange(batch, device=self.device)
+        elif rule.kind == "random":
+            perm = torch.randperm(batch, generator=self._generator).to(self.device)
+            chosen = perm[: rule.count]
+        elif rule.kind == "top_novelty":
+            chosen = torch.topk(novelty, min(rule.count, batch)).indices
+        else:
+            empty = self.empty
+            chosen = torch.nonzero(novelty >= rule.threshold).flatten()
+            if empty:
+                chosen = torch.arange(batch, device=self.device)
+        if rule.kind == "local_competition":
+            local = self._local_competition(rows["measures"], rows["objective"])
+            info["local_competition"] = local.cpu().numpy()
+            rest = torch.ones(batch, dtype=torch.bool, device=self.device)
+            rest[chosen] = False
+            self._replace_nearest(rows, torch.nonzero(rest).flatten(), status, value, written)
+        chosen = torch.sort(chosen).values
+        if chosen.numel():
+            written[chosen] = self._append({k: v[chosen] for k, v in rows.items()})
+            status[chosen] = 2
+        info.update(
+            status=status.cpu().numpy(),
+            value=value.cpu().numpy(),
+            novelty=novelty.cpu().numpy(),
+            index=written.cpu().numpy(),
+        )
+        return info
+
+    def _local_competition(self, measures: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
+        if self.empty:
+            return torch.zeros(measures.shape[0], dtype=torch.int32, device=self.device)
+        k = min(self.k_neighbors, self._size)
+        dist = torch.cdist(measures, self.descriptors)
+        neighbours = torch.topk(dist, k, dim=1, largest=False).indices
+        lower = self.objectives[neighbours] < objective[:, None]
+        return lower.sum(1).to(torch.int32)
+
+    def _replace_nearest(self, rows, candidates, status, value, written) -> None:
+        """NSLC rule for candidates that are not novel enough: each replaces its nearest stored
+        row if its objective is higher (the best such candidate per row wins, first on ties)."""
+        if self.empty or candidates.numel() == 0:
+            return
+        nearest = torch.cdist(rows["measures"][candidates], self.descriptors).argmin(1)
+        gain = rows["objective"][candidates] - self.objectives[nearest]
+        best = torch.full((self._size,), -float("inf"), device=self.device)
+        best = best.scatter_reduce(0, nearest, gain, "amax")
+        winner = (gain > 0) & (gain == best[nearest])
+        order = torch.arange(candidates.numel(), device=self.device)
+        first = torch.full((self._size,), candidates.numel(), device=self.device)
+        first = first.scatter_reduce(0, nearest[winner], order[winner], "amin")
+        winner &= first[nearest] == order
+        cand, near = candidates[winner], nearest[winner]
+        for name, tensor in self._store.items():
+            tensor[near] = rows[name][cand]
+        status[cand] = 1
+        value[cand] = gain[winner]
+        written[cand] = near
+
+    def add_single(self, solution, objective, measures, **fields) -> dict:
+        """pyribs contract: :meth:`add` for one candidate."""
+        batched = {k: None if v is None else torch.as_tensor(v)[None] for k, v in fields.items()}
+        info = self.add(
+            torch.as_tensor(solution)[None],
+            None if objective is None else torch.as_tensor(objective, dtype=torch.float32)[None],
+            torch.as_tensor(measures)[None],
+            **batched,
+        )
+        return {k: v[0] for k, v in info.items()}
+
+    def clear(self) -> None:
+        """Remove every row (capacity is kept)."""
+        self._size = 0
+
+    def reembed(self, fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> None:
+        """Recompute every stored descriptor: ``measures = fn(data)``; no row is dropped.
+
+        ``fn`` receives the live rows of every field (torch, on the archive's device) and must
+        return ``[len(self), d]``; ``d`` may differ from the current ``measure_dim``.
+        """
+        new = torch.as_tensor(fn(self.data(return_type="torch")), device=self.device)
+        if new.ndim != 2 or new.shape[0] != self._size:
+            raise ValueError(f"reembed must return [{self._size}, d], got {list(new.shape)}")
+        if not torch.isfinite(new).all():
+            raise ValueError("reembed returned NaN or infinite descriptors")
+        dim = new.shape[1]
+        if dim != self._schema["measures"][0][0]:
+            self._schema["measures"] = ((dim,), torch.float32)
+            self._measure_dim = dim
+            self._store["measures"] = torch.empty((self.capacity, dim), device=self.device)
+        self._store["measures"][: self._size] = new.float()
+
+    # -- novelty and diversity -----------------------------------------------------------------
+    def novelty(
+        self,
+        queries: torch.Tensor,
+        *,
+        reference: torch.Tensor | None = None,
+        self_index: torch.Tensor | None = None,
+        k: int | None = None,
+    ) -> torch.Tensor:
+        """Exact k-NN novelty of ``queries`` against the archive (+ ``reference`` rows).
+
+        Args:
+            queries: ``[Q, measure_dim]``.
+            reference: optional extra reference descriptors (population, offspring...),
+                appended after the archive's rows.
+            self_index: optional ``[Q]`` row of each query in ``[archive; reference]``
+                (-1 if the query is not in it); that row is not its own neighbour.
+            k: neighbours (default ``k_neighbors``).
+        """
+        queries = torch.as_tensor(queries, dtype=torch.float32, device=self.device)
+        refs = self.descriptors
+        if reference is not None:
+            reference = torch.as_tensor(reference, dtype=torch.float32, device=self.device)
+            refs = torch.cat([refs, reference], 0)
+        if self_index is not None:
+            self_index = torch.as_tensor(self_index, dtype=torch.long, device=self.device)
+        return knn_novelty(
+            queries,
+            refs,
+            k or self.k_neighbors,
+            self_index=self_index,
+            backend=self.novelty_backend,
+        )
+
+    def kernel_diversity(
+        self, index: torch.Tensor | None = None, *, lengthscale: float = 1.0, jitter: float = 1e-6
+    ) -> torch.Tensor:
+        """Log det of the RBF kernel over the stored descriptors (rows ``index``, default all)."""
+        desc = self.descriptors if index is None else self.descriptors[index]
+        return rbf_log_det(desc, lengthscale=lengthscale, jitter=jitter)
+
+    # -- reading -------------------------------------------------------------------------------
+    def data(self, fields=None, return_type=None):
+        """Stored rows (pyribs contract).
+
+        ``return_type``: ``dict`` (numpy, default), ``tuple``, ``pandas`` (ArchiveDataFrame) or
+        ``torch`` (dict of tensors on the archive's device, not copied).
+        """
+        single = isinstance(fields, str)
+        names = [fields] if single else list(fields or [*self._schema, "index"])
+        for name in names:
+            if name not in self._schema and name != "index":
+                raise ValueError(f"unknown field {name!r}; fields: {', '.join(self._schema)}")
+        if return_type is None:
+            return_type = "array" if single else "dict"
+        index = torch.arange(self._size, device=self.device)
+        tensors = {n: index if n == "index" else self.field(n) for n in names}
+        if return_type == "torch":
+            return tensors
+        arrays = {n: t.cpu().numpy().copy() for n, t in tensors.items()}
+        if return_type == "array":
+            return arrays[names[0]]
+        if return_type == "dict":
+            return arrays
+        if return_type == "tuple":
+            return tuple(arrays[n] for n in names)
+        if return_type == "pandas":
+            columns = {}
+            for name, arr in arrays.items():
+                if arr.ndim == 1:
+                    columns[name] = arr
+                elif arr.ndim == 2:
+                    for j in range(arr.shape[1]):
+                        columns[f"{name}_{j}"] = arr[:, j]
+                else:
+                    raise ValueError(f"field {name!r} has >1-D rows; pass fields=... without it")
+            return ArchiveDataFrame(columns)
+        raise ValueError(f"unknown return_type {return_type!r}")
+
+    def __iter__(self) -> Iterator[dict]:
+        data = self.data()
+        for i in range(self._size):
+            yield {name: values[i] for name, values in data.items()}
+
+    def retrieve(self, measures):
+        """Nearest stored row of each query (pyribs contract; ``occupied`` False when empty)."""
+        measures = torch.as_tensor(measures, dtype=torch.float32, device=self.device)
+        if self.empty:
+            occupied = np.zeros(len(measures), dtype=bool)
+            return occupied, {n: None for n in self._schema}
+        nearest = torch.cdist(measures, self.descriptors).argmin(1)
+        rows = {n: self.field(n)[nearest].cpu().numpy() for n in self._schema}
+        rows["index"] = nearest.cpu().numpy()
+        return np.ones(len(measures), dtype=bool), rows
+
+    def retrieve_single(self, measures):
+        """:meth:`retrieve` for one query."""
+        occupied, rows = self.retrieve(np.asarray(measures)[None])
+        return bool(occupied[0]), {k: None if v is None else v[0] for k, v in rows.items()}
+
+    def sample(self, n: int, *, replace: bool = True) -> dict[str, torch.Tensor]:
+        """``n`` rows drawn uniformly (archive generator), as a dict of tensors."""
+        if self.empty:
+            raise IndexError("cannot sample from an empty archive")
+        if not replace and n > self._size:
+            raise ValueError(f"cannot sample {n} rows without replacement from {self._size}")
+        if replace:
+            idx = torch.randint(self._size, (n,), generator=self._generator)
+        else:
+            idx = torch.randperm(self._size, generator=self._generator)[:n]
+        idx = idx.to(self.device)
+        out = {name: self.field(name)[idx] for name in self._schema}
+        out["index"] = idx
+        return out
+
+    def sample_elites(self, n: int, replace: bool = True) -> dict[str, np.ndarray]:
+        """pyribs contract: :meth:`sample` as numpy arrays."""
+        return {k: v.cpu().numpy() for k, v in self.sample(n, replace=replace).items()}
+
+    # -- state and files -----------------------------------------------------------------------
+    def _header(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "size": self._size,
+            "schema": {
+                f: {"shape": list(shape), "dtype": _dtype_name(dt)}
+                for f, (shape, dt) in self._schema.items()
+            },
+            "settings": {
+                "k_neighbors": self.k_neighbors,
+                "insertion": asdict(self.insertion),
+                "qd_score_offset": self.qd_score_offset,
+                "novelty_backend": self.novelty_backend,
+            },
+            "env_spec": self.env_spec,
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Live rows of every field plus the generator state (CPU, contiguous)."""
+        tensors = {f: self.field(f).detach().cpu().contiguous() for f in self._schema}
+        tensors["__generator__"] = self._generator.get_state()
+        return tensors
+
+    def save(self, path: str | Path) -> Path:
+        """Write the archive to ``path`` atomically (temp file, then rename)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = self.state_tensors()
+        header = self._header()
+        header["sha256"] = _checksum(tensors)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"qdtorch": json.dumps(header)})
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Archive:
+        """Read an archive written by :meth:`save`.
+
+        Raises:
+            ArchiveFileError: missing, truncated, corrupted, foreign or newer-version file
+                (the message names the file and the problem).
+        """
+        path = Path(path)
+        header, tensors = _read_file(path)
+        schema = header["schema"]
+        extras = {
+            f: (tuple(s["shape"]), _DTYPES[s["dtype"]])
+            for f, s in schema.items()
+            if f not in _BASE_FIELDS
+        }
+        settings = header["settings"]
+        archive = cls(
+            solution_dim=schema["solution"]["shape"][0],
+            measure_dim=schema["measures"]["shape"][0],
+            ground_truth_dim=schema["ground_truth"]["shape"][0],
+            extra_fields=extras,
+            k_neighbors=settings["k_neighbors"],
+            insertion=InsertionRule(**settings["insertion"]),
+            device=device,
+            env_spec=header.get("env_spec") or {},
+            qd_score_offset=settings["qd_score_offset"],
+            novelty_backend=settings.get("novelty_backend", "auto"),
+            initial_capacity=max(1, header["size"]),
+            name=header.get("name", "archive"),
+        )
+        archive._generator.set_state(tensors.pop("__generator__"))
+        size = header["size"]
+        for name, (shape, dtype) in archive._schema.items():
+            t = tensors.get(name)
+            if t is None or tuple(t.shape) != (size, *shape) or t.dtype != dtype:
+                raise ArchiveFileError(f"{path}: field {name!r} is missing or has a wrong shape")
+            archive._store[name][:size] = t.to(archive.device)
+        archive._size = size
+        return archive
+
+
+def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ArchiveFileError(f"{path}: no such archive file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types
+        raise ArchiveFileError(
+            f"{path}: not a readable archive file (truncated or not safetensors): {err}"
+        ) from None
+    if "qdtorch" not in metadata:
+        raise ArchiveFileError(f"{path}: not a qdtorch archive (no qdtorch header)")
+    try:
+        header = json.loads(metadata["qdtorch"])
+    except json.JSONDecodeError as err:
+        raise ArchiveFileError(f"{path}: corrupted archive header: {err}") from None
+    if header.get("format") != FORMAT:
+        raise ArchiveFileError(f"{path}: foreign file format {header.get('format')!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveFileError(
+            f"{path}: archive format version {version} is newer than this qdtorch "
+            f"(reads up to {FORMAT_VERSION}); upgrade qdtorch"
+        )
+    if header.get("sha256") != _checksum(tensors):
+        raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
+    return header, tensors

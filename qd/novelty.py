@@ -1,0 +1,117 @@
+"""Exact k-nearest-neighbour novelty, chunked so memory stays bounded.
+
+Novelty of a query = mean Euclidean distance to its k nearest reference points, excluding the
+query's own entry when it is one of the references (``self_index``). Two exact back-ends:
+
+* ``brute`` (any device): per chunk of queries, squared distances by matrix product select
+  ``k + slack`` candidates, whose distances are then recomputed exactly (difference vectors),
+  so the result does not suffer from the matrix-product shortcut's rounding.
+* ``kdtree`` (CPU): scipy's ``cKDTree`` (exact), much faster for low-dimensional descriptors.
+
+``auto`` uses the KD-tree on CPU for descriptors of up to ``KDTREE_MAX_DIM`` dimensions and the
+brute force otherwise (see ``benchmarks/novelty.py`` for the measurements behind the choice).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+KDTREE_MAX_DIM = 16
+_SLACK = 8
+
+
+def knn_novelty(
+    queries: torch.Tensor,
+    references: torch.Tensor,
+    k: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    backend: str = "auto",
+    chunk_elements: int = 2**24,
+) -> torch.Tensor:
+    """Mean distance of each query to its ``k`` nearest references.
+
+    Args:
+        queries: ``[Q, d]``.
+        references: ``[N, d]`` on the same device.
+        k: number of neighbours (fewer are used when fewer references exist).
+        self_index: optional ``[Q]`` long, the row of ``references`` that *is* query q
+            (excluded from its neighbours), or -1 when the query is not a reference.
+        backend: ``auto``, ``brute`` or ``kdtree``.
+        chunk_elements: most query x reference distances held at once (brute force).
+
+    Returns:
+        ``[Q]`` float32 novelty (0 where no reference other than the query itself exists).
+    """
+    if queries.ndim != 2 or references.ndim != 2 or queries.shape[1] != references.shape[1]:
+        raise ValueError(
+            f"queries [Q, d] and references [N, d] must share d, got {list(queries.shape)} "
+            f"and {list(references.shape)}"
+        )
+    if k <= 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    n_queries, n_refs = queries.shape[0], references.shape[0]
+    if self_index is None:
+        self_index = torch.full((n_queries,), -1, dtype=torch.long, device=queries.device)
+    if n_queries == 0 or n_refs == 0:
+        return torch.zeros(n_queries, dtype=torch.float32, device=queries.device)
+    if backend == "auto":
+        small = queries.shape[1] <= KDTREE_MAX_DIM
+        backend = "kdtree" if (queries.device.type == "cpu" and small) else "brute"
+    if backend == "kdtree":
+        return _kdtree(queries, references, k, self_index)
+    if backend == "brute":
+        return _brute(queries, references, k, self_index, chunk_elements)
+    raise ValueError(f"unknown novelty backend {backend!r}; use auto, brute or kdtree")
+
+
+def _mean_of_k_smallest(dist: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of the ``k`` smallest finite values per row (inf marks excluded entries)."""
+    kk = min(k, dist.shape[1])
+    smallest = torch.topk(dist, kk, dim=1, largest=False).values
+    finite = torch.isfinite(smallest)
+    total = torch.where(finite, smallest, torch.zeros_like(smallest)).sum(1)
+    count = finite.sum(1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+
+
+def _brute(queries, references, k, self_index, chunk_elements) -> torch.Tensor:
+    queries = queries.float()
+    references = references.float()
+    n_refs = references.shape[0]
+    ref_sq = (references * references).sum(1)
+    rows = max(1, chunk_elements // max(n_refs, 1))
+    out = []
+    n_candidates = min(k + _SLACK + 1, n_refs)
+    for start in range(0, queries.shape[0], rows):
+        q = queries[start : start + rows]
+        own = self_index[start : start + rows]
+        d2 = torch.addmm(ref_sq[None, :], q, references.T, alpha=-2).add_((q * q).sum(1)[:, None])
+        has_self = own >= 0
+        rows_idx = torch.arange(q.shape[0], device=q.device)
+        d2[rows_idx[has_self], own[has_self]] = float("inf")
+        candidates = torch.topk(d2, n_candidates, dim=1, largest=False).indices
+        exact = torch.linalg.vector_norm(q[:, None, :] - references[candidates], dim=-1)
+        exact = torch.where(candidates == own[:, None], torch.full_like(exact, float("inf")), exact)
+        out.append(_mean_of_k_smallest(exact, k))
+    return torch.cat(out)
+
+
+def _kdtree(queries, references, k, self_index) -> torch.Tensor:
+    from scipy.spatial import cKDTree
+
+    refs = references.detach().cpu().double().numpy()
+    qs = queries.detach().cpu().double().numpy()
+    kk = min(k + 1, refs.shape[0])
+    tree = cKDTree(refs, balanced_tree=False, compact_nodes=False)
+    dist, idx = tree.query(qs, k=kk, workers=-1)
+    if kk == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    own = self_index.detach().cpu().numpy()
+    dist = np.sort(np.where(idx == own[:, None], np.inf, dist), axis=1)[:, :k]
+    finite = np.isfinite(dist)
+    count = finite.sum(1)
+    total = np.where(finite, dist, 0.0).sum(1)
+    result = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    return torch.from_numpy(result.astype(np.float32)).to(queries.device)

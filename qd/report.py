@@ -1,0 +1,160 @@
+"""Reading finished (or interrupted) run folders: summaries and plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from qd.archive import Archive
+from qd.plotting import plot_curves, plot_descriptors
+from qd.run import read_config
+
+
+def read_metrics(folder: str | Path) -> list[dict]:
+    """All complete lines of ``metrics.jsonl``."""
+    path = Path(folder) / "metrics.jsonl"
+    lines = []
+    if path.exists():
+        for raw in path.read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                break
+    return lines
+
+
+def archive_files(folder: str | Path) -> dict[str, Path]:
+    """Final archives of a run, or those of its latest checkpoint if it did not finish."""
+    folder = Path(folder)
+    final = sorted((folder / "archive").glob("*.safetensors"))
+    if final:
+        return {p.name.removesuffix(".safetensors"): p for p in final}
+    checkpoints = sorted(
+        (p for p in (folder / "checkpoints").glob("*") if p.name.isdigit()),
+        key=lambda p: int(p.name),
+    )
+    if not checkpoints:
+        return {}
+    files = sorted(checkpoints[-1].glob("archive-*.safetensors"))
+    return {p.name.removeprefix("archive-").removesuffix(".safetensors"): p for p in files}
+
+
+def summary(folder: str | Path) -> dict:
+    """The run's summary: what ran, how far, what it found."""
+    import ribs
+    import torch
+
+    from qd import __version__
+
+    folder = Path(folder)
+    config = read_config(folder)
+    metrics = read_metrics(folder)
+    last = metrics[-1] if metrics else {}
+    archives = {name: len(Archive.load(path)) for name, path in archive_files(folder).items()}
+    return {
+        "run": str(folder),
+        "algorithm": config["algorithm"],
+        "env": config["env"],
+        "seed": config["seed"],
+        "budget": config["budget"],
+        "evaluations": last.get("evaluations", 0),
+        "finished": (folder / "archive").is_dir() and last.get("evaluations") == config["budget"],
+        "archives": archives,
+        "coverage": last.get("coverage", 0.0),
+        "coverage_archive": last.get("coverage_archive", 0.0),
+        "uniformity": last.get("uniformity", 0.0),
+        "qd_score": last.get("qd_score", 0.0),
+        "max_reward": last.get("max_reward", []),
+        "wall_time_s": last.get("wall_time_s", 0.0),
+        "rollout_time_s": last.get("rollout_time_s", 0.0),
+        "versions": {
+            "qdtorch": __version__,
+            "run_written_by": config.get("qdtorch_version"),
+            "torch": torch.__version__,
+            "ribs": ribs.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def format_summary(info: dict) -> str:
+    """Readable table of :func:`summary`."""
+    rewards = ", ".join(f"area {i}: {r:.3f}" for i, r in enumerate(info["max_reward"])) or "-"
+    archives = ", ".join(f"{k} {v}" for k, v in info["archives"].items()) or "-"
+    rows = [
+        ("run", info["run"]),
+        ("algorithm", info["algorithm"]),
+        ("env", info["env"]),
+        ("seed", info["seed"]),
+        (
+            "evaluations",
+            f"{info['evaluations']} / {info['budget']}"
+            + ("" if info["finished"] else "  (not finished)"),
+        ),
+        ("archives", archives),
+        (
+            "coverage",
+            f"{info['coverage']:.3f} (all evaluated), {info['coverage_archive']:.3f} (archive)",
+        ),
+        ("uniformity", f"{info['uniformity']:.3f}"),
+        ("QD-score", f"{info['qd_score']:.3f}"),
+        ("max reward", rewards),
+        ("wall time", f"{info['wall_time_s']:.1f} s ({info['rollout_time_s']:.1f} s in rollouts)"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items())),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def write_plots(folder: str | Path, env) -> list[Path]:
+    """Coverage curve, reward curve and the archive on the environment's picture."""
+    folder = Path(folder)
+    plots = folder / "plots"
+    metrics = read_metrics(folder)
+    written = []
+    if metrics:
+        evals = np.array([m["evaluations"] for m in metrics])
+        written.append(
+            plot_curves(
+                evals,
+                {
+                    "all evaluated": np.array([m["coverage"] for m in metrics]),
+                    "archive": np.array([m["coverage_archive"] for m in metrics]),
+                },
+                plots / "coverage.png",
+                xlabel="evaluations",
+                ylabel="coverage (50x50 grid)",
+                title=f"{env.spec.name}: ground-truth coverage",
+            )
+        )
+        rewards = np.array([m["max_reward"] for m in metrics])
+        if rewards.ndim == 2 and rewards.shape[1]:
+            written.append(
+                plot_curves(
+                    evals,
+                    {f"area {i}": rewards[:, i] for i in range(rewards.shape[1])},
+                    plots / "reward.png",
+                    xlabel="evaluations",
+                    ylabel="max reward",
+                    title=f"{env.spec.name}: best reward per area",
+                )
+            )
+    files = archive_files(folder)
+    if "novelty" in files:
+        archive = Archive.load(files["novelty"])
+        data = archive.data(["ground_truth", "objective"])
+        if len(archive) and data["ground_truth"].shape[1] == 2:
+            written.append(
+                plot_descriptors(
+                    env,
+                    data["ground_truth"],
+                    plots / "archive.png",
+                    colours=data["objective"],
+                    colour_label="reward",
+                    title=f"{env.spec.name}: novelty archive ({len(archive)} individuals)",
+                )
+            )
+    return written
