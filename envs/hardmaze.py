@@ -20,7 +20,7 @@ Choices where the original leaves room:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -39,14 +39,39 @@ GOALS = ((60.0, 60.0, 50.0), (100.0, 200.0, 50.0))
 
 @dataclass
 class MazeState:
-    """Batched robot state (all ``[B]`` float32 tensors, ``t`` a 0-dim int64 tensor)."""
+    """Batched robot state.
 
-    x: torch.Tensor
-    y: torch.Tensor
+    Attributes:
+        pos: ``[B, 2]`` float32 position (x, y) in world units.
+        theta: ``[B]`` float32 heading.
+        bumpers: ``[B, 2]`` float32 left/right bumper, 1 touching, -1 not.
+        pixel_xy: ``[B, 2]`` int64 pixel under the robot's centre.
+        pixel: ``[B]`` int64 flat index of that pixel.
+        t: 0-dim int64 step counter.
+    """
+
+    pos: torch.Tensor
     theta: torch.Tensor
-    bumper_left: torch.Tensor
-    bumper_right: torch.Tensor
+    bumpers: torch.Tensor
+    pixel_xy: torch.Tensor
+    pixel: torch.Tensor
     t: torch.Tensor
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.pos[:, 0]
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self.pos[:, 1]
+
+    @property
+    def bumper_left(self) -> torch.Tensor:
+        return (self.bumpers[:, 0] > 0).float()
+
+    @property
+    def bumper_right(self) -> torch.Tensor:
+        return (self.bumpers[:, 1] > 0).float()
 
 
 def _normalize_angle(a: torch.Tensor) -> torch.Tensor:
@@ -107,31 +132,104 @@ class HardMaze:
         radius_px = int(math.floor(ROBOT_RADIUS * self.scale + 0.5))
         offsets = disk_offsets(radius_px)
         disk = disk_obstacles(self.obstacles, offsets)
+        angles = np.arctan2(offsets[:, 1], offsets[:, 0]).astype(np.float32)
+        order = np.argsort(angles, kind="stable")
+        weights = np.left_shift(np.int64(1), np.arange(len(offsets), dtype=np.int64))
+        self._n_disk = len(offsets)
         self._host = {
-            "disk": torch.from_numpy(disk),
             "collide": torch.from_numpy(disk.any(1)),
-            "disk_angles": torch.from_numpy(
-                np.arctan2(offsets[:, 1], offsets[:, 0]).astype(np.float32)
+            "disk_bits": torch.from_numpy((disk[:, order] * weights).sum(1).astype(np.int64)),
+            "disk_sorted_angles": torch.from_numpy(
+                np.concatenate([angles[order], angles[order] + np.float32(2 * math.pi)])
             ),
         }
         table = laser_table(self.obstacles, LASER_RANGE * self.scale)
-        self._host["laser_hits"] = torch.from_numpy(table.hits.reshape(-1, 2))
+        self._host["laser_hits"] = torch.from_numpy(self._hit_world(table.hits).reshape(-1, 2))
         self._host["laser_offset_index"] = torch.from_numpy(table.offset_index)
         self._n_offsets = table.hits.shape[1]
         self._reach = table.reach
         self._device_tables: dict[torch.device, dict[str, torch.Tensor]] = {}
 
     # -- tables --------------------------------------------------------------------------------
+    def _hit_world(self, hits: np.ndarray, rows: int = 2000) -> np.ndarray:
+        """World coordinates (float16) of every table hit pixel, -1 where there is none."""
+        w = self.size_px
+        out = np.empty(hits.shape, dtype=np.float16)
+        for first in range(0, hits.shape[0], rows):
+            flat = np.arange(first, min(first + rows, hits.shape[0]))
+            start = np.stack([flat % w, flat // w], -1)[:, None, :]
+            chunk = hits[first : first + rows]
+            world = (start + chunk).astype(np.float32) / np.float32(self.scale)
+            world[chunk[..., 0] == NO_HIT] = -1.0
+            out[first : first + rows] = world
+        return out
+
+    def _constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+        one = lambda v, dtype=torch.float32: torch.full((1,), v, dtype=dtype, device=device)  # noqa: E731
+        floats = {
+            "0": 0.0,
+            "1": 1.0,
+            "-1": -1.0,
+            "0.5": 0.5,
+            "1e-10": 1e-10,
+            "pi": math.pi,
+            "2pi": 2 * math.pi,
+            "pi/4": math.pi / 4,
+            "3pi/4": 0.75 * math.pi,
+            "5pi/4": 1.25 * math.pi,
+            "radius": ROBOT_RADIUS,
+            "1/wheel_dist": 1.0 / (2 * ROBOT_RADIUS),
+            "max_speed": self.max_speed,
+            "-max_speed": -self.max_speed,
+            "action_scale": self.action_scale,
+            "scale": self.scale,
+            "1/scale": 1.0 / self.scale,
+            "laser_range": LASER_RANGE,
+        }
+        longs = {
+            "0_long": 0,
+            "1_long": 1,
+            "size": self.size_px,
+            "last": self.size_px - 1,
+            "n_offsets": self._n_offsets,
+        }
+        consts = {k: one(v) for k, v in floats.items()}
+        consts.update({k: one(v, torch.int64) for k, v in longs.items()})
+        consts["n_disk"] = one(self._n_disk, torch.int64)
+        consts["low_mask"] = one((1 << self._n_disk) - 1, torch.int64)
+        return consts
+
     def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
         device = torch.device(device)
         if device not in self._device_tables:
             tables = {k: v.to(device) for k, v in self._host.items()}
-            tables["laser_angles"] = torch.tensor(LASER_ANGLES, dtype=torch.float32, device=device)
+            angles = torch.tensor(LASER_ANGLES, dtype=torch.float32, device=device)
+            # cos(a - pi/2) = sin(a): one cos call gives both components of each ray
+            tables["laser_phase"] = angles[:, None] - torch.tensor(
+                [0.0, math.pi / 2], device=device
+            )
+            span = 2 * self._reach + 1
+            tables["laser_key"] = torch.tensor([1, span], device=device)
+            # Index by dx + span * dy (may be negative: torch wraps negative indices), so the
+            # table is rolled by the offset of (0, 0).
+            tables["laser_offset_index"] = torch.roll(
+                tables["laser_offset_index"], -(self._reach * span + self._reach)
+            )
+            # columns: left arc (theta + 3pi/2, theta + 2pi), right arc (theta, theta + pi/2)
+            tables["arc_start"] = torch.tensor([1.5 * math.pi, 0.0], device=device)
+            tables["arc_end"] = torch.tensor([2 * math.pi, 0.5 * math.pi], device=device)
+            tables["const"] = self._constants(device)
             self._device_tables[device] = tables
         return self._device_tables[device]
 
-    def _pixel(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.floor(v * self.scale + 0.5).long()
+    def _pixel(self, v: torch.Tensor, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        """libfastsim's real_to_pixel (round half up)."""
+        return torch.floor(v * c["scale"] + c["0.5"]).long()
+
+    def _pixels(self, pos: torch.Tensor, c: dict[str, torch.Tensor]):
+        """Pixel ``[B, 2]`` under each position and its flat index ``[B]``."""
+        pix = torch.clamp(self._pixel(pos, c), c["0_long"], c["last"])
+        return pix, pix[:, 1] * c["size"] + pix[:, 0]
 
     # -- protocol ------------------------------------------------------------------------------
     def reset(
@@ -139,76 +237,106 @@ class HardMaze:
     ) -> MazeState:
         """Every robot at (60, 450), heading pi/4 (the maze is deterministic)."""
         device = torch.device(device)
-        full = lambda v: torch.full((batch_size,), v, dtype=torch.float32, device=device)  # noqa: E731
+        pos = torch.tensor(START[:2], dtype=torch.float32, device=device).repeat(batch_size, 1)
+        theta = torch.full((batch_size,), START[2], dtype=torch.float32, device=device)
+        return self.make_state(pos, theta)
+
+    def make_state(self, pos: torch.Tensor, theta: torch.Tensor, t: int = 0) -> MazeState:
+        """A state at given poses (bumpers off), e.g. for tests and replays."""
+        pos = pos.to(torch.float32)
+        pixel_xy, pixel = self._pixels(pos, self._tables(pos.device)["const"])
         return MazeState(
-            x=full(START[0]),
-            y=full(START[1]),
-            theta=full(START[2]),
-            bumper_left=full(0.0),
-            bumper_right=full(0.0),
-            t=torch.zeros((), dtype=torch.int64, device=device),
+            pos=pos,
+            theta=theta.to(torch.float32),
+            bumpers=torch.full_like(pos, -1.0),
+            pixel_xy=pixel_xy,
+            pixel=pixel,
+            t=torch.tensor(t, dtype=torch.int64, device=pos.device),
         )
 
     def step(self, state: MazeState, actions: torch.Tensor) -> MazeState:
-        """One libfastsim move with non-sticky collision."""
-        tables = self._tables(state.x.device)
-        wheels = (actions * self.action_scale).clamp(-self.max_speed, self.max_speed)
-        d_l, d_r = wheels[:, 0], wheels[:, 1]
-        wheel_dist = 2 * ROBOT_RADIUS
-        alpha = (d_r - d_l) / wheel_dist
-        turning = alpha.abs() > 1e-10
-        safe_alpha = torch.where(turning, alpha, torch.ones_like(alpha))
-        r = d_l / safe_alpha + wheel_dist / 2
-        local_x = (torch.cos(alpha) - 1) * r
-        local_y = torch.sin(alpha) * r
-        rot = state.theta - math.pi / 2
-        cos_r, sin_r = torch.cos(rot), torch.sin(rot)
+        """One libfastsim move with non-sticky collision.
+
+        Constants are one-element tensors (``c``): on the CPU an op with a Python scalar costs
+        about twice as much as with a tensor, and at NS's batch of 200 op overhead dominates.
+        """
+        tables = self._tables(state.pos.device)
+        c = tables["const"]
+        wheels = actions * c["action_scale"] if self.action_scale != 1.0 else actions
+        wheels = torch.clamp(wheels, c["-max_speed"], c["max_speed"])
+        d_l = wheels[:, 0]
+        alpha = (wheels[:, 1] - d_l) * c["1/wheel_dist"]
+        turning = alpha.abs() > c["1e-10"]
+        # Posture::move: offset ((cos a - 1) r, sin a r), r = d_l / a + R, rotated by
+        # theta - pi/2; a straight move is the same formula with offset (0, d_l).
+        r = d_l / torch.where(turning, alpha, c["1"]) + c["radius"]
+        local_x = torch.where(turning, (torch.cos(alpha) - c["1"]) * r, c["0"])
+        local_y = torch.where(turning, torch.sin(alpha) * r, d_l)
         cos_t, sin_t = torch.cos(state.theta), torch.sin(state.theta)
-        dx = torch.where(turning, cos_r * local_x - sin_r * local_y, d_l * cos_t)
-        dy = torch.where(turning, sin_r * local_x + cos_r * local_y, d_l * sin_t)
-        theta = _normalize_angle(state.theta + torch.where(turning, alpha, torch.zeros_like(alpha)))
-        new_x, new_y = state.x + dx, state.y + dy
-        last = self.size_px - 1
-        pix = self._pixel(new_y).clamp_(0, last) * self.size_px + self._pixel(new_x).clamp_(0, last)
-        touching = tables["disk"][pix]  # [B, K] obstacle pixels in the robot's disk
-        collided = tables["collide"][pix]
-        rel = _normalize_angle(tables["disk_angles"] - theta[:, None])
-        right = (touching & (rel > 0) & (rel < math.pi / 2)).any(1)
-        left = (touching & (rel < 0) & (rel > -math.pi / 2)).any(1)
-        return MazeState(
-            x=torch.where(collided, state.x, new_x),
-            y=torch.where(collided, state.y, new_y),
-            theta=theta,
-            bumper_left=left.float(),
-            bumper_right=right.float(),
-            t=state.t + 1,
+        # rotation by theta - pi/2: cos -> sin(theta), sin -> -cos(theta)
+        step = torch.stack(
+            [sin_t * local_x + cos_t * local_y, sin_t * local_y - cos_t * local_x], 1
         )
+        new_pos = state.pos + step
+        heading = state.theta + torch.where(turning, alpha, c["0"])
+        theta = torch.remainder(heading + c["pi"], c["2pi"]) - c["pi"]
+        pixel_xy, pixel = self._pixels(new_pos, c)
+        collided = tables["collide"][pixel]
+        bumpers = self._bumpers(tables, pixel, theta)
+        return MazeState(
+            pos=torch.where(collided[:, None], state.pos, new_pos),
+            theta=theta,
+            bumpers=bumpers,
+            pixel_xy=torch.where(collided[:, None], state.pixel_xy, pixel_xy),
+            pixel=torch.where(collided, state.pixel, pixel),
+            t=state.t + c["1_long"][0],
+        )
+
+    def _bumpers(self, tables: dict, pixel: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Left/right bumpers ``[B, 2]`` (1 / -1) at ``pixel`` with heading ``theta``.
+
+        libfastsim sets the right bumper when an obstacle pixel of the robot's disk lies at an
+        angle in (0, pi/2) from the heading, the left one for (-pi/2, 0). The disk offsets,
+        sorted by angle (list doubled to [-pi, 3pi) for wrap-around), turn each arc into a
+        contiguous bit range found by two binary searches; ``disk_bits[p]`` has the bits of the
+        obstacle offsets around pixel p. Exact, and O(B) instead of O(B x disk size).
+        """
+        c = tables["const"]
+        angles = tables["disk_sorted_angles"]
+        starts = theta[:, None] + tables["arc_start"]
+        ends = theta[:, None] + tables["arc_end"]
+        lo = torch.searchsorted(angles, starts, right=True)
+        hi = torch.searchsorted(angles, ends)
+        arc = torch.bitwise_left_shift(c["1_long"], hi) - torch.bitwise_left_shift(c["1_long"], lo)
+        arc = torch.bitwise_or(
+            torch.bitwise_and(arc, c["low_mask"]), torch.bitwise_right_shift(arc, c["n_disk"])
+        )
+        hits = torch.bitwise_and(arc, tables["disk_bits"][pixel][:, None]) != c["0_long"]
+        return torch.where(hits, c["1"], c["-1"])
 
     def lasers(self, state: MazeState) -> torch.Tensor:
         """Laser distances ``[B, 3]``: distance to the reported hit pixel, -1 when none."""
-        tables = self._tables(state.x.device)
-        angles = state.theta[:, None] + tables["laser_angles"]
-        sx, sy = self._pixel(state.x), self._pixel(state.y)
-        ex = self._pixel(state.x[:, None] + torch.cos(angles) * LASER_RANGE) - sx[:, None]
-        ey = self._pixel(state.y[:, None] + torch.sin(angles) * LASER_RANGE) - sy[:, None]
-        span = 2 * self._reach + 1
-        offset = tables["laser_offset_index"][(ey + self._reach) * span + (ex + self._reach)]
-        start = (sy * self.size_px + sx)[:, None]
-        hit = tables["laser_hits"][start * self._n_offsets + offset].to(torch.float32)  # [B,3,2]
-        hx = (sx[:, None] + hit[..., 0]) / self.scale - state.x[:, None]
-        hy = (sy[:, None] + hit[..., 1]) / self.scale - state.y[:, None]
-        dist = torch.hypot(hx, hy)  # torch.sqrt rounds differently in its SIMD tail on CPU
-        return torch.where(hit[..., 0] == NO_HIT, torch.full_like(dist, -1.0), dist)
+        tables = self._tables(state.pos.device)
+        c = tables["const"]
+        angles = state.theta[:, None, None] + tables["laser_phase"]  # [B, 3, 2]: cos, sin
+        ends = state.pos[:, None, :] + torch.cos(angles) * c["laser_range"]
+        offsets = self._pixel(ends, c) - state.pixel_xy[:, None, :]
+        offset = tables["laser_offset_index"][(offsets * tables["laser_key"]).sum(-1)]
+        # world position of the reported hit pixel (float16 holds 3 * pixel exactly), -1: none
+        hit = tables["laser_hits"][state.pixel[:, None] * c["n_offsets"] + offset].float()
+        delta = hit - state.pos[:, None, :]
+        dist = torch.hypot(delta[..., 0], delta[..., 1])  # torch.sqrt rounds differently in SIMD
+        return torch.where(hit[..., 0] < c["0"], c["-1"], dist)
 
     def observe(self, state: MazeState) -> torch.Tensor:
         """``[B, 5]``: 3 lasers, then left and right bumpers as 1 / -1."""
-        bumpers = torch.stack([state.bumper_left, state.bumper_right], 1) * 2 - 1
-        return torch.cat([self.lasers(state), bumpers], 1)
+        return torch.cat([self.lasers(state), state.bumpers], 1)
 
     def _goal_distances(self, state: MazeState) -> torch.Tensor:
-        goals = torch.tensor(GOALS, dtype=torch.float32, device=state.x.device)
-        pos = torch.stack([state.x, state.y], 1)
-        return torch.linalg.vector_norm(pos[:, None] - goals[None, :, :2], dim=-1), goals[:, 2]
+        goals = torch.tensor(GOALS, dtype=torch.float32, device=state.pos.device)
+        return torch.linalg.vector_norm(state.pos[:, None] - goals[None, :, :2], dim=-1), goals[
+            :, 2
+        ]
 
     def reward(self, state: MazeState) -> torch.Tensor:
         """(r - d) / r inside a goal, 0 elsewhere; only once the episode is over."""
@@ -226,7 +354,7 @@ class HardMaze:
 
     def descriptor(self, state: MazeState) -> torch.Tensor:
         """Final position divided by the world size, ``[B, 2]`` in [0, 1]."""
-        return torch.stack([state.x, state.y], 1) / WORLD_SIZE
+        return state.pos / WORLD_SIZE
 
     def done(self, state: MazeState) -> torch.Tensor:
         """HardMaze episodes never end early."""
@@ -259,12 +387,3 @@ class HardMaze:
         robot = (d2 <= radius * radius)[..., None]
         colour = torch.tensor([220, 30, 30], dtype=torch.uint8, device=device)
         return torch.where(robot, colour, base.expand(state.x.shape[0], -1, -1, -1))
-
-    def to(self, device) -> HardMaze:
-        """Tables move lazily; kept for symmetry with torch modules."""
-        self._tables(torch.device(device))
-        return self
-
-    def replace_state(self, state: MazeState, **changes) -> MazeState:
-        """Convenience for tests: a copy of ``state`` with some fields changed."""
-        return replace(state, **changes)

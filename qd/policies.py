@@ -126,10 +126,21 @@ class SereneMLP(BatchedMLP):
     def _bias_size(self, out: int) -> int:
         return 1
 
+    def unflatten(self, genomes: torch.Tensor) -> list[LayerWeights]:
+        """Per-layer weights, pre-scaled by 1/2 (exact) for the tanh form of the activation."""
+        return [
+            LayerWeights(layer.weight * 0.5, layer.bias * 0.5)
+            for layer in super().unflatten(genomes)
+        ]
+
+    def flatten(self, layers: list[LayerWeights]) -> torch.Tensor:
+        return super().flatten([LayerWeights(la.weight * 2, la.bias * 2) for la in layers])
+
     def activation(self, x: torch.Tensor, last: bool) -> torch.Tensor:
-        # 2*sigmoid(x) - 1 == tanh(x/2). torch's CPU sigmoid rounds differently in its
-        # vectorised and scalar paths, which would make results depend on the batch size.
-        return torch.tanh(x * 0.5)
+        # 2*sigmoid(x) - 1 == tanh(x/2); the 1/2 is folded into the weights by unflatten.
+        # (torch's CPU sigmoid rounds differently in its vectorised and scalar paths, which
+        # would make results depend on the batch size; tanh does not.)
+        return torch.tanh(x)
 
 
 class TanhMLP(BatchedMLP):

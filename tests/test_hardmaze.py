@@ -10,9 +10,8 @@ from envs.pixel_map import NO_HIT, cast_ray_reference, disk_offsets, real_to_pix
 
 
 def pose(env, x, y, theta, t=0):
-    s = env.reset(len(x))
-    f = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    return env.replace_state(s, x=f(x), y=f(y), theta=f(theta), t=torch.tensor(t))
+    pos = torch.tensor(np.stack([x, y], 1), dtype=torch.float32)
+    return env.make_state(pos, torch.tensor(np.asarray(theta), dtype=torch.float32), t=t)
 
 
 def test_straight_move(walled):
@@ -119,7 +118,7 @@ def test_reward_only_at_final_step(maze):
     r = maze.reward(s)
     assert r.tolist() == pytest.approx([1.0, 0.5, 0.0, 0.4], abs=1e-6)
     assert maze.reward_area(s).tolist() == [0, 0, -1, 1]
-    early = maze.replace_state(s, t=torch.tensor(T - 1))
+    early = maze.make_state(s.pos, s.theta, t=T - 1)
     assert maze.reward(early).tolist() == [0.0] * 4
 
 
