@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# A short Novelty Search run on HardMaze (about 2 minutes on a 2-core CPU); it replaces runs/demo.
+DEMO_BUDGET ?= 20000
 demo: $(STAMP)
-	$(PY) examples/random_hardmaze.py --count 1000 --out runs/demo
+	rm -rf runs/demo
+	$(VENV)/bin/qd run ns --env hardmaze --budget $(DEMO_BUDGET) --seed 0 --out runs/demo
+	$(VENV)/bin/qd inspect runs/demo
+	@echo "plots: runs/demo/plots/*.png"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qd envs tests examples benchmarks

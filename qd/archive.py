@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from ribs.archives import ArchiveBase, ArchiveDataFrame, ArchiveStats
 
-from qd.novelty import knn_novelty
+from qd.novelty import build_tree, knn_distances, mean_of_k_smallest, resolve_backend
 
 FORMAT = "qdtorch-archive"
 FORMAT_VERSION = 1
@@ -177,6 +177,7 @@ class Archive(ArchiveBase):
         }
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(0 if seed is None else int(seed))
+        self._kdtree = None  # cached k-D tree of the descriptors (CPU novelty)
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -318,6 +319,7 @@ class Archive(ArchiveBase):
             self._store[name][self._size : self._size + count] = value
         index = torch.arange(self._size, self._size + count, device=self.device)
         self._size += count
+        self._kdtree = None
         return index
 
     def add(
@@ -410,6 +412,7 @@ class Archive(ArchiveBase):
         first = first.scatter_reduce(0, nearest[winner], order[winner], "amin")
         winner &= first[nearest] == order
         cand, near = candidates[winner], nearest[winner]
+        self._kdtree = None
         for name, tensor in self._store.items():
             tensor[near] = rows[name][cand]
         status[cand] = 1
@@ -430,6 +433,7 @@ class Archive(ArchiveBase):
     def clear(self) -> None:
         """Remove every row (capacity is kept)."""
         self._size = 0
+        self._kdtree = None
 
     def reembed(self, fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> None:
         """Recompute every stored descriptor: ``measures = fn(data)``; no row is dropped.
@@ -448,6 +452,7 @@ class Archive(ArchiveBase):
             self._measure_dim = dim
             self._store["measures"] = torch.empty((self.capacity, dim), device=self.device)
         self._store["measures"][: self._size] = new.float()
+        self._kdtree = None
 
     # -- novelty and diversity -----------------------------------------------------------------
     def novelty(
@@ -469,19 +474,43 @@ class Archive(ArchiveBase):
             k: neighbours (default ``k_neighbors``).
         """
         queries = torch.as_tensor(queries, dtype=torch.float32, device=self.device)
-        refs = self.descriptors
-        if reference is not None:
+        k = k or self.k_neighbors
+        n = self._size
+        if self_index is None:
+            self_index = torch.full((len(queries),), -1, dtype=torch.long, device=self.device)
+        self_index = torch.as_tensor(self_index, dtype=torch.long, device=self.device)
+        none = torch.full_like(self_index, -1)
+        parts = []
+        if n:
+            backend = resolve_backend(self.novelty_backend, self.device, self.measure_dim)
+            own = torch.where(self_index < n, self_index, none)
+            parts.append(
+                knn_distances(
+                    queries,
+                    self.descriptors,
+                    k,
+                    self_index=own,
+                    backend=backend,
+                    tree=self._tree(backend),
+                )
+            )
+        if reference is not None and len(reference):
             reference = torch.as_tensor(reference, dtype=torch.float32, device=self.device)
-            refs = torch.cat([refs, reference], 0)
-        if self_index is not None:
-            self_index = torch.as_tensor(self_index, dtype=torch.long, device=self.device)
-        return knn_novelty(
-            queries,
-            refs,
-            k or self.k_neighbors,
-            self_index=self_index,
-            backend=self.novelty_backend,
-        )
+            own = torch.where(self_index >= n, self_index - n, none)
+            parts.append(
+                knn_distances(queries, reference, k, self_index=own, backend=self.novelty_backend)
+            )
+        if not parts:
+            return torch.zeros(len(queries), device=self.device)
+        return mean_of_k_smallest(torch.cat(parts, 1), k)
+
+    def _tree(self, backend: str):
+        """k-D tree over the stored descriptors, rebuilt only after the archive changed."""
+        if backend != "kdtree":
+            return None
+        if self._kdtree is None:
+            self._kdtree = build_tree(self.descriptors)
+        return self._kdtree
 
     def kernel_diversity(
         self, index: torch.Tensor | None = None, *, lengthscale: float = 1.0, jitter: float = 1e-6
@@ -649,6 +678,7 @@ class Archive(ArchiveBase):
                 raise ArchiveFileError(f"{path}: field {name!r} is missing or has a wrong shape")
             archive._store[name][:size] = t.to(archive.device)
         archive._size = size
+        archive._kdtree = None
         return archive
 
 

@@ -110,6 +110,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_novelty(args: argparse.Namespace) -> int:
+    from qd.bench import novelty_throughput
+
+    results = [
+        novelty_throughput(
+            n_refs=args.refs, n_queries=args.queries, dim=d, k=args.k, device=args.device
+        )
+        for d in args.dim
+    ]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        print(
+            f"d={r['dim']:>3} {r['n_queries']} queries x {r['n_refs']} refs ({r['device']}): "
+            f"ours {r['ours_s'] * 1e3:8.1f} ms | scikit-learn {r['sklearn_s'] * 1e3:8.1f} ms "
+            f"(x{r['speedup_vs_sklearn']:.2f}) | pyribs ProximityArchive "
+            f"{r['ribs_proximity_s'] * 1e3:8.1f} ms (x{r['speedup_vs_ribs']:.2f}) | "
+            f"max |diff| {r['max_abs_diff_vs_sklearn']:.1e}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qd",
@@ -175,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench_rollout)
+
+    p = bench_sub.add_parser(
+        "novelty",
+        help="exact k-NN novelty vs scikit-learn and pyribs on the same data",
+        epilog="example:\n  qd bench novelty --dim 2 10 --refs 100000 --queries 4096",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dim", type=int, nargs="+", default=[2, 10], help="descriptor sizes")
+    p.add_argument("--refs", type=int, default=100_000, help="stored descriptors")
+    p.add_argument("--queries", type=int, default=4096, help="queries")
+    p.add_argument("--k", type=int, default=15, help="neighbours")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_bench_novelty)
     return parser
 
 

@@ -21,6 +21,56 @@ KDTREE_MAX_DIM = 16
 _SLACK = 8
 
 
+def resolve_backend(backend: str, device: torch.device, dim: int) -> str:
+    """The back-end ``auto`` stands for on this device and descriptor size."""
+    if backend == "auto":
+        return "kdtree" if (device.type == "cpu" and dim <= KDTREE_MAX_DIM) else "brute"
+    if backend not in ("brute", "kdtree"):
+        raise ValueError(f"unknown novelty backend {backend!r}; use auto, brute or kdtree")
+    return backend
+
+
+def build_tree(references: torch.Tensor):
+    """scipy k-D tree over ``references`` (exact queries in float64)."""
+    from scipy.spatial import cKDTree
+
+    refs = references.detach().cpu().double().numpy()
+    return cKDTree(refs, balanced_tree=False, compact_nodes=False)
+
+
+def knn_distances(
+    queries: torch.Tensor,
+    references: torch.Tensor,
+    k: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    backend: str = "auto",
+    tree=None,
+    chunk_elements: int = 2**24,
+) -> torch.Tensor:
+    """Distances ``[Q, m]`` from each query to (at least) its k nearest references.
+
+    Entries for the query's own row (``self_index``) are ``inf``; ``m`` is at most
+    ``k + 1 + slack``. Pass a prebuilt ``tree`` (``build_tree(references)``) to skip the build.
+    """
+    if queries.ndim != 2 or references.ndim != 2 or queries.shape[1] != references.shape[1]:
+        raise ValueError(
+            f"queries [Q, d] and references [N, d] must share d, got {list(queries.shape)} "
+            f"and {list(references.shape)}"
+        )
+    if k <= 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    n_queries, n_refs = queries.shape[0], references.shape[0]
+    if self_index is None:
+        self_index = torch.full((n_queries,), -1, dtype=torch.long, device=queries.device)
+    if n_queries == 0 or n_refs == 0:
+        return torch.full((n_queries, 0), float("inf"), device=queries.device)
+    backend = resolve_backend(backend, queries.device, queries.shape[1])
+    if backend == "kdtree":
+        return _kdtree(queries, references, k, self_index, tree)
+    return _brute(queries, references, k, self_index, chunk_elements)
+
+
 def knn_novelty(
     queries: torch.Tensor,
     references: torch.Tensor,
@@ -44,36 +94,27 @@ def knn_novelty(
     Returns:
         ``[Q]`` float32 novelty (0 where no reference other than the query itself exists).
     """
-    if queries.ndim != 2 or references.ndim != 2 or queries.shape[1] != references.shape[1]:
-        raise ValueError(
-            f"queries [Q, d] and references [N, d] must share d, got {list(queries.shape)} "
-            f"and {list(references.shape)}"
-        )
-    if k <= 0:
-        raise ValueError(f"k must be > 0, got {k}")
-    n_queries, n_refs = queries.shape[0], references.shape[0]
-    if self_index is None:
-        self_index = torch.full((n_queries,), -1, dtype=torch.long, device=queries.device)
-    if n_queries == 0 or n_refs == 0:
-        return torch.zeros(n_queries, dtype=torch.float32, device=queries.device)
-    if backend == "auto":
-        small = queries.shape[1] <= KDTREE_MAX_DIM
-        backend = "kdtree" if (queries.device.type == "cpu" and small) else "brute"
-    if backend == "kdtree":
-        return _kdtree(queries, references, k, self_index)
-    if backend == "brute":
-        return _brute(queries, references, k, self_index, chunk_elements)
-    raise ValueError(f"unknown novelty backend {backend!r}; use auto, brute or kdtree")
+    dist = knn_distances(
+        queries,
+        references,
+        k,
+        self_index=self_index,
+        backend=backend,
+        chunk_elements=chunk_elements,
+    )
+    return mean_of_k_smallest(dist, k)
 
 
-def _mean_of_k_smallest(dist: torch.Tensor, k: int) -> torch.Tensor:
+def mean_of_k_smallest(dist: torch.Tensor, k: int) -> torch.Tensor:
     """Mean of the ``k`` smallest finite values per row (inf marks excluded entries)."""
+    if dist.shape[1] == 0:
+        return torch.zeros(dist.shape[0], dtype=torch.float32, device=dist.device)
     kk = min(k, dist.shape[1])
     smallest = torch.topk(dist, kk, dim=1, largest=False).values
     finite = torch.isfinite(smallest)
     total = torch.where(finite, smallest, torch.zeros_like(smallest)).sum(1)
     count = finite.sum(1)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total)).float()
 
 
 def _brute(queries, references, k, self_index, chunk_elements) -> torch.Tensor:
@@ -93,25 +134,16 @@ def _brute(queries, references, k, self_index, chunk_elements) -> torch.Tensor:
         d2[rows_idx[has_self], own[has_self]] = float("inf")
         candidates = torch.topk(d2, n_candidates, dim=1, largest=False).indices
         exact = torch.linalg.vector_norm(q[:, None, :] - references[candidates], dim=-1)
-        exact = torch.where(candidates == own[:, None], torch.full_like(exact, float("inf")), exact)
-        out.append(_mean_of_k_smallest(exact, k))
+        out.append(torch.where(candidates == own[:, None], float("inf"), exact))
     return torch.cat(out)
 
 
-def _kdtree(queries, references, k, self_index) -> torch.Tensor:
-    from scipy.spatial import cKDTree
-
-    refs = references.detach().cpu().double().numpy()
-    qs = queries.detach().cpu().double().numpy()
-    kk = min(k + 1, refs.shape[0])
-    tree = cKDTree(refs, balanced_tree=False, compact_nodes=False)
-    dist, idx = tree.query(qs, k=kk, workers=-1)
+def _kdtree(queries, references, k, self_index, tree) -> torch.Tensor:
+    tree = build_tree(references) if tree is None else tree
+    kk = min(k + 1, references.shape[0])
+    dist, idx = tree.query(queries.detach().cpu().double().numpy(), k=kk, workers=-1)
     if kk == 1:
         dist, idx = dist[:, None], idx[:, None]
     own = self_index.detach().cpu().numpy()
-    dist = np.sort(np.where(idx == own[:, None], np.inf, dist), axis=1)[:, :k]
-    finite = np.isfinite(dist)
-    count = finite.sum(1)
-    total = np.where(finite, dist, 0.0).sum(1)
-    result = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    return torch.from_numpy(result.astype(np.float32)).to(queries.device)
+    dist = np.where(idx == own[:, None], np.inf, dist)
+    return torch.from_numpy(dist.astype(np.float32)).to(queries.device)
