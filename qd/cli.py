@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from qd import cli_tools as tools
+
 EPILOG_BENCH = """example:
   qd bench rollout --env hardmaze --batch 1 256 1024 4096 --json
   (ratios are against the first batch size, measured in the same process)"""
@@ -71,8 +73,43 @@ archive_rule, archive_add, space), env.<option> for the environment, or the run 
 checkpoint_every, keep_checkpoints, max_batch, log_every."""
 
 EPILOG_INSPECT = """examples:
-  qd inspect runs/ns-demo
-  qd inspect runs/ns-demo --json"""
+  qd inspect runs/demo
+  qd inspect runs/demo --json
+  qd inspect runs/demo --top 10 --by objective
+  qd inspect runs/demo/archive/novelty.safetensors"""
+
+EPILOG_PLOT = """examples:
+  qd plot runs/demo --kind coverage
+  qd plot runs/demo --kind heatmap --value count --out heat.png
+  qd plot runs/demo --kind descriptors"""
+
+EPILOG_REPLAY = """examples:
+  qd replay runs/demo --best --area 1
+  qd replay runs/demo --index 42 --gif
+exit status 1 when the replayed outcome differs from the stored one."""
+
+EPILOG_EXPORT = """examples:
+  qd export runs/demo --format csv --out archive.csv
+  qd export runs/demo --format parquet --archive population"""
+
+EPILOG_COMPARE = """examples:
+  qd compare runs/ns-s0 runs/ns-s1 runs/ns-s2 --metric coverage --out ns.png"""
+
+EPILOG_EVOLVABILITY = """examples:
+  qd evolvability runs/demo --index 0
+  qd evolvability runs/demo --sample 10 --json"""
+
+
+def _sub(sub, name: str, help_text: str, epilog: str, func):
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -99,14 +136,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = parse_overrides(RunConfig(**base), args.set or [])
         folder = start(config, progress=args.progress)
     print(f"run folder: {folder}")
-    return 0
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from qd.report import format_summary, summary
-
-    info = summary(args.run)
-    print(json.dumps(info, indent=2) if args.json else format_summary(info))
     return 0
 
 
@@ -141,9 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("envs", help="list the environments and their sizes")
+    p = _sub(
+        sub,
+        "envs",
+        "list the environments and their sizes",
+        "examples:\n  qd envs\n  qd envs --json",
+        _cmd_envs,
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_envs)
 
     from qd.algorithms import algorithm_names
 
@@ -172,17 +206,100 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "inspect",
-        help="summary of a run folder",
-        epilog=EPILOG_INSPECT,
+        "summary of a run folder or archive file; top individuals",
+        EPILOG_INSPECT,
+        tools.cmd_inspect,
+    )
+    p.add_argument("run", help="run folder or archive file (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--top", type=int, help="list the N best individuals")
+    p.add_argument(
+        "--by",
+        default="objective",
+        help="field to rank by for --top (objective, reward_area, novelty...)",
+    )
+    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+
+    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, tools.cmd_plot)
+    p.add_argument("run", help="run folder")
+    p.add_argument(
+        "--kind",
+        default="coverage",
+        choices=["coverage", "reward", "descriptors", "heatmap", "novelty", "lambda"],
+    )
+    p.add_argument(
+        "--value",
+        default="reward",
+        choices=["reward", "count"],
+        help="heatmap cell value: best reward or number of individuals",
+    )
+    p.add_argument("--archive", default="novelty", help="archive for descriptors/heatmap")
+    p.add_argument("--out", help="PNG path (default ./RUN-KIND.png; never inside the run)")
+
+    p = _sub(
+        sub,
+        "replay",
+        "re-evaluate a stored individual and draw its trajectory",
+        EPILOG_REPLAY,
+        tools.cmd_replay,
+    )
+    p.add_argument("run", help="run folder or archive file")
+    p.add_argument("--index", type=int, help="row of the archive")
+    p.add_argument("--best", action="store_true", help="the row with the best objective")
+    p.add_argument("--area", type=int, help="with --best: only rows in this reward area")
+    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument("--gif", action="store_true", help="also write an animated GIF of renders")
+    p.add_argument("--frames", type=int, default=50, help="frames of the GIF")
+    p.add_argument("--device", default="cpu", help="cpu, cuda")
+    p.add_argument("--out", help="PNG path (default ./RUN-replay-I.png)")
+
+    p = _sub(sub, "export", "archive rows as CSV or parquet", EPILOG_EXPORT, tools.cmd_export)
+    p.add_argument("run", help="run folder or archive file")
+    p.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument("--out", help="output file (default ./RUN-ARCHIVE.FORMAT)")
+
+    p = _sub(
+        sub,
+        "compare",
+        "curves of several runs on one figure (mean and spread)",
+        EPILOG_COMPARE,
+        tools.cmd_compare,
+    )
+    p.add_argument("runs", nargs="+", help="run folders (seeds of one setting are grouped)")
+    p.add_argument(
+        "--metric",
+        default="coverage",
+        help="coverage, coverage_archive, uniformity, archive_size, qd_score, max_reward",
+    )
+    p.add_argument("--out", help="PNG path (default ./compare-METRIC.png)")
+
+    p = _sub(
+        sub,
+        "evolvability",
+        "evolvability of stored genomes (1,000 mutants each)",
+        EPILOG_EVOLVABILITY,
+        tools.cmd_evolvability,
+    )
+    p.add_argument("run", help="run folder or archive file")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--index", type=int, help="row of the archive")
+    group.add_argument("--sample", type=int, help="N random rows")
+    p.add_argument("--mutants", type=int, default=1000, help="mutants per genome")
+    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = sub.add_parser(
+        "bench",
+        help="throughput benchmarks",
+        epilog="examples:\n  qd bench rollout --batch 1 256 1024 4096\n  qd bench novelty",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run folder")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_inspect)
-
-    bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     p = bench_sub.add_parser(
         "rollout",

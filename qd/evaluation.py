@@ -47,6 +47,8 @@ class Outcomes:
         final_obs: ``[B, obs]`` last observation.
         frames: ``[B, F, H, W, 3]`` uint8 renders (F equally spaced, the last one final), or None.
         trajectory: ``[B, S, obs]`` observations sampled at S equally spaced steps, or None.
+        path: ``[B, P, d]`` ground-truth descriptors sampled at P equally spaced steps (e.g. the
+            robot's path in HardMaze), or None.
     """
 
     fitness: torch.Tensor
@@ -55,6 +57,7 @@ class Outcomes:
     final_obs: torch.Tensor
     frames: torch.Tensor | None = None
     trajectory: torch.Tensor | None = None
+    path: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.fitness.shape[0]
@@ -130,13 +133,16 @@ class LocalEvaluator:
         self.evaluations = 0
 
     @torch.inference_mode()
-    def evaluate(self, genomes: torch.Tensor, *, frames: int = 0, trajectory: int = 0) -> Outcomes:
+    def evaluate(
+        self, genomes: torch.Tensor, *, frames: int = 0, trajectory: int = 0, path: int = 0
+    ) -> Outcomes:
         """Roll out one episode per genome.
 
         Args:
             genomes: ``[B, genome_size]`` float tensor (any device; moved to the evaluator's).
             frames: number of equally spaced renders to keep (0 = none, 1 = final frame).
             trajectory: number of equally spaced observations to keep (0 = none).
+            path: number of equally spaced ground-truth descriptors to keep (0 = none).
 
         Returns:
             Outcomes on the evaluator's device.
@@ -144,7 +150,7 @@ class LocalEvaluator:
         self.policy.check(genomes)
         genomes = genomes.to(self.device, torch.float32)
         parts = [
-            self._rollout(genomes[i : i + self.max_batch], frames, trajectory)
+            self._rollout(genomes[i : i + self.max_batch], frames, trajectory, path)
             for i in range(0, genomes.shape[0], self.max_batch)
         ]
         self.evaluations += genomes.shape[0]
@@ -155,14 +161,15 @@ class LocalEvaluator:
         gen.manual_seed(self.seed)
         return gen
 
-    def _rollout(self, genomes: torch.Tensor, n_frames: int, n_traj: int) -> Outcomes:
+    def _rollout(self, genomes: torch.Tensor, n_frames: int, n_traj: int, n_path: int) -> Outcomes:
         env, spec = self.env, self.env.spec
         batch = genomes.shape[0]
         layers = self.policy.unflatten(genomes)
         state = env.reset(batch, device=self.device, generator=self._generator())
         frame_steps = set(sample_steps(spec.episode_length, n_frames))
         traj_steps = set(sample_steps(spec.episode_length, n_traj))
-        frames, traj = [], []
+        path_steps = set(sample_steps(spec.episode_length, n_path))
+        frames, traj, path = [], [], []
         fitness = torch.zeros(batch, device=self.device)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
         for t in range(1, spec.episode_length + 1):
@@ -177,6 +184,8 @@ class LocalEvaluator:
                 traj.append(env.observe(state))
             if t in frame_steps:
                 frames.append(env.render(state))
+            if t in path_steps:
+                path.append(env.descriptor(state))
         if spec.final_reward_only:
             fitness = env.reward(state)
         return Outcomes(
@@ -186,4 +195,5 @@ class LocalEvaluator:
             final_obs=env.observe(state),
             frames=torch.stack(frames, 1) if frames else None,
             trajectory=torch.stack(traj, 1) if traj else None,
+            path=torch.stack(path, 1) if path else None,
         )

@@ -86,3 +86,84 @@ def plot_curves(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_heatmap(
+    env, values: np.ndarray, path: str | Path, *, title: str, colour_label: str
+) -> Path:
+    """Grid ``[cells_x, cells_y]`` of values (NaN = empty cell) over the environment's picture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image, extent = _background_extent(env)
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    if image is not None:
+        ax.imshow(image, extent=extent, interpolation="nearest")
+    masked = np.ma.masked_invalid(values.T)  # rows = y cells
+    mesh = ax.imshow(masked, extent=extent, cmap="viridis", alpha=0.85, interpolation="nearest")
+    fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("descriptor 0")
+    ax.set_ylabel("descriptor 1")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bands(
+    groups: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+) -> Path:
+    """Mean curve and min-max band per group: ``{label: (xs [T], ys [runs, T])}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (xs, ys) in groups.items():
+        mean = ys.mean(0)
+        line = ax.plot(xs, mean, label=f"{label} (n={ys.shape[0]})")[0]
+        if ys.shape[0] > 1:
+            ax.fill_between(xs, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_paths(
+    env, paths: np.ndarray, path: str | Path, *, title: str, labels: list[str] | None = None
+) -> Path:
+    """Trajectories ``[N, P, 2]`` of ground-truth descriptors over the environment's picture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image, extent = _background_extent(env)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    if image is not None:
+        ax.imshow(image, extent=extent, interpolation="nearest")
+    goals = getattr(env, "goal_circles", None)
+    if goals is not None:
+        for cx, cy, r in goals():
+            ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))
+    for i, p in enumerate(paths):
+        ax.plot(p[:, 0], p[:, 1], lw=1.5, label=labels[i] if labels else None)
+        ax.scatter(p[-1:, 0], p[-1:, 1], s=30, marker="x", color="black")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_title(title)
+    if labels:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from qd.archive import Archive
 from qd.plotting import plot_curves, plot_descriptors
@@ -45,7 +46,6 @@ def archive_files(folder: str | Path) -> dict[str, Path]:
 def summary(folder: str | Path) -> dict:
     """The run's summary: what ran, how far, what it found."""
     import ribs
-    import torch
 
     from qd import __version__
 
@@ -158,3 +158,82 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                 )
             )
     return written
+
+
+def env_of(folder_or_archive: str | Path, archive: Archive | None = None):
+    """The environment a run (or an archive file) was made in."""
+    import envs
+
+    path = Path(folder_or_archive)
+    if path.is_dir():
+        config = read_config(path)
+        return envs.make(config["env"], **config.get("env_options", {}))
+    spec = (archive or Archive.load(path)).env_spec
+    if not spec.get("name"):
+        raise ValueError(f"{path}: the archive does not record its environment")
+    return envs.make(spec["name"], **spec.get("options", {}))
+
+
+def open_archive(target: str | Path, name: str = "novelty") -> tuple[Archive, Path]:
+    """Archive ``name`` of a run folder, or the archive file ``target`` itself."""
+    path = Path(target)
+    if path.is_file():
+        return Archive.load(path), path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run folder or archive file")
+    read_config(path)
+    files = archive_files(path)
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none (the run has no archive yet)"
+        raise ValueError(f"{path}: no archive named {name!r}; archives: {known}")
+    return Archive.load(files[name]), files[name]
+
+
+def archive_summary(path: str | Path) -> dict:
+    """Summary of a single archive file."""
+    archive = Archive.load(path)
+    objective = archive.objectives
+    areas = archive.field("reward_area")
+    spec = archive.env_spec
+    best = {}
+    for area in range(int(spec.get("reward_areas", 0))):
+        inside = objective[areas == area]
+        best[str(area)] = float(inside.max()) if inside.numel() else 0.0
+    from qd.metrics import coverage_of
+
+    cov = coverage_of(archive.field("ground_truth"), spec) if spec.get("grid_shape") else None
+    return {
+        "archive": str(path),
+        "name": archive.name,
+        "env": spec.get("name"),
+        "size": len(archive),
+        "fields": {f: list(shape) for f, (shape, _) in archive.schema.items()},
+        "coverage": cov,
+        "max_objective": float(objective.max()) if len(archive) else None,
+        "max_reward_per_area": best,
+    }
+
+
+def top_individuals(archive: Archive, n: int, by: str = "objective") -> list[dict]:
+    """The ``n`` rows with the largest ``by`` (a scalar field, or ``novelty`` w.r.t. the rest)."""
+    if by == "novelty":
+        values = archive.novelty(archive.descriptors, self_index=torch.arange(len(archive)))
+    else:
+        field = archive.field(by)
+        if field.ndim != 1:
+            raise ValueError(f"--by needs a scalar field; {by!r} has shape {list(field.shape[1:])}")
+        values = field.double()
+    order = values.argsort(descending=True)[:n].tolist()
+    rows = []
+    for i in order:
+        rows.append(
+            {
+                "index": i,
+                by: float(values[i]),
+                "objective": float(archive.objectives[i]),
+                "reward_area": int(archive.field("reward_area")[i]),
+                "ground_truth": [round(float(v), 5) for v in archive.field("ground_truth")[i]],
+                "descriptor": [round(float(v), 5) for v in archive.descriptors[i]],
+            }
+        )
+    return rows

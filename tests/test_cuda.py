@@ -33,15 +33,22 @@ def test_novelty_on_cuda_matches_cpu():
     for device in ("cpu", "cuda"):
         archive = Archive(solution_dim=1, measure_dim=2, device=device)
         archive.add(torch.zeros(5000, 1), torch.zeros(5000), refs, novelty=torch.zeros(5000))
-        out.append(archive.novelty(queries, reference=queries,
-                                   self_index=5000 + torch.arange(300)).cpu())
+        out.append(
+            archive.novelty(queries, reference=queries, self_index=5000 + torch.arange(300)).cpu()
+        )
     torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-6)
 
 
 def test_ns_run_on_cuda(tmp_path):
     from qd.run import RunConfig, start
 
-    config = RunConfig(algorithm="ns", env="hardmaze", out=str(tmp_path / "run"), budget=700,
-                       device="cuda", env_options={"episode_length": 50})
+    config = RunConfig(
+        algorithm="ns",
+        env="hardmaze",
+        out=str(tmp_path / "run"),
+        budget=700,
+        device="cuda",
+        env_options={"episode_length": 50},
+    )
     folder = start(config, progress=False)
     assert (folder / "archive" / "novelty.safetensors").is_file()

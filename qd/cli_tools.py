@@ -1,0 +1,270 @@
+"""Handlers of the run-inspection commands: ``qd inspect/plot/replay/export/compare/evolvability``.
+
+None of them writes inside a run folder: outputs go to ``--out`` or the current directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qd.report import (
+    archive_summary,
+    env_of,
+    format_summary,
+    open_archive,
+    read_config,
+    read_metrics,
+    summary,
+    top_individuals,
+)
+
+
+def _default_out(run: str, suffix: str) -> str:
+    return f"{Path(run).resolve().name}-{suffix}"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    target = Path(args.run)
+    if args.top:
+        archive, path = open_archive(target, args.archive)
+        rows = top_individuals(archive, args.top, args.by)
+        if args.json:
+            print(json.dumps({"archive": str(path), "by": args.by, "rows": rows}, indent=2))
+            return 0
+        print(f"top {len(rows)} of {path} by {args.by}:")
+        for r in rows:
+            rank = (
+                "" if args.by in ("objective", "reward_area") else f"{args.by}={r[args.by]:.4f}  "
+            )
+            print(
+                f"  #{r['index']:<6} {rank}objective={r['objective']:.4f}"
+                f"  area={r['reward_area']:>2}  ground truth={r['ground_truth']}"
+            )
+        return 0
+    if target.is_file():
+        info = archive_summary(target)
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            for key, value in info.items():
+                print(f"{key:<20} {value}")
+        return 0
+    if not target.exists():
+        raise FileNotFoundError(f"{target}: no such run folder or archive file")
+    info = summary(target)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0
+
+
+_CURVES = {
+    "coverage": ["coverage", "coverage_archive"],
+    "novelty": ["novelty_mean", "novelty_max"],
+    "lambda": ["lambda"],
+}
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from qd.metrics import grid_cells
+    from qd.plotting import plot_curves, plot_descriptors, plot_heatmap
+
+    run = Path(args.run)
+    out = args.out or _default_out(args.run, f"{args.kind}.png")
+    env = env_of(run)
+    if args.kind in ("coverage", "reward", "novelty", "lambda"):
+        metrics = read_metrics(run)
+        if not metrics:
+            raise ValueError(f"{run}: metrics.jsonl is empty or missing")
+        evals = np.array([m["evaluations"] for m in metrics])
+        if args.kind == "reward":
+            rewards = np.array([m["max_reward"] for m in metrics])
+            series = {f"area {i}": rewards[:, i] for i in range(rewards.shape[1])}
+        else:
+            missing = [k for k in _CURVES[args.kind] if k not in metrics[-1]]
+            if missing:
+                raise ValueError(f"{run}: this run's metrics have no {', '.join(missing)}")
+            series = {k: np.array([m[k] for m in metrics]) for k in _CURVES[args.kind]}
+        plot_curves(
+            evals,
+            series,
+            out,
+            xlabel="evaluations",
+            ylabel=args.kind,
+            title=f"{run.name}: {args.kind}",
+        )
+        print(out)
+        return 0
+    archive, _ = open_archive(run, args.archive)
+    gt = archive.field("ground_truth")
+    if gt.shape[1] != 2:
+        raise ValueError("descriptor plots need a 2-D ground-truth descriptor")
+    if args.kind == "descriptors":
+        plot_descriptors(
+            env,
+            gt.numpy(),
+            out,
+            colours=archive.objectives.numpy(),
+            colour_label="objective",
+            title=f"{run.name}: {args.archive} archive ({len(archive)})",
+        )
+    else:
+        spec = env.spec.to_dict()
+        n_cells = math.prod(spec["grid_shape"])
+        cells = grid_cells(gt, spec)
+        if args.value == "count":
+            values = torch.bincount(cells, minlength=n_cells).double()
+            values[values == 0] = float("nan")
+        else:
+            values = torch.full((n_cells,), -float("inf"), dtype=torch.float64)
+            values.scatter_reduce_(0, cells, archive.objectives.double(), "amax")
+            values[torch.isinf(values)] = float("nan")
+        plot_heatmap(
+            env,
+            values.view(*spec["grid_shape"]).numpy(),
+            out,
+            title=f"{run.name}: {args.value} per cell ({args.archive} archive)",
+            colour_label=args.value,
+        )
+    print(out)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from qd.plotting import plot_paths
+    from qd.replay import choose_index, replay, write_gif
+
+    run = Path(args.run)
+    archive, _ = open_archive(run, args.archive)
+    env = env_of(run, archive)
+    seed = read_config(run)["seed"] if run.is_dir() else 0
+    index = choose_index(archive, index=args.index, best=args.best, area=args.area)
+    result = replay(
+        archive, env, index, seed=seed, device=args.device, frames=args.frames if args.gif else 0
+    )
+    out = args.out or _default_out(args.run, f"replay-{index}.png")
+    plot_paths(
+        env,
+        result.path[None],
+        out,
+        title=f"{run.name}: #{index}, reward {result.replayed['fitness']:.3f}",
+    )
+    print(f"replayed #{index}: stored {result.stored}, replayed {result.replayed}")
+    print(f"trajectory: {out}")
+    if args.gif:
+        print(f"animation: {write_gif(result.frames, Path(out).with_suffix('.gif'))}")
+    if not result.matches:
+        print("MISMATCH: the replayed outcome differs from the stored one", file=sys.stderr)
+        return 1
+    print("outcome matches the stored one")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    archive, path = open_archive(args.run, args.archive)
+    names = [n for n, (shape, _) in archive.schema.items() if len(shape) <= 1]
+    frame = archive.data([*names, "index"], return_type="pandas")
+    out = args.out or _default_out(args.run, f"{args.archive}.{args.format}")
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as err:
+            raise ValueError(f"parquet export needs pyarrow: pip install pyarrow ({err})") from None
+    print(f"{len(frame)} rows from {path} -> {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from qd.plotting import plot_bands
+
+    groups: dict[str, list] = defaultdict(list)
+    for run in args.runs:
+        config = read_config(run)
+        metrics = read_metrics(run)
+        if not metrics:
+            raise ValueError(f"{run}: metrics.jsonl is empty or missing")
+        evals = np.array([m["evaluations"] for m in metrics], dtype=float)
+        if args.metric == "max_reward":
+            values = np.array([max(m["max_reward"], default=0.0) for m in metrics])
+        elif args.metric in metrics[-1]:
+            values = np.array([m[args.metric] for m in metrics], dtype=float)
+        else:
+            raise ValueError(f"{run}: no metric {args.metric!r}")
+        groups[f"{config['algorithm']} on {config['env']}"].append((evals, values))
+    bands, table = {}, {}
+    for label, curves in groups.items():
+        end = min(e[-1] for e, _ in curves)
+        xs = np.linspace(0, end, 200)
+        ys = np.stack([np.interp(xs, e, v) for e, v in curves])
+        bands[label] = (xs, ys)
+        table[label] = {
+            "runs": len(curves),
+            "evaluations": float(end),
+            "final_mean": float(ys[:, -1].mean()),
+            "final_min": float(ys[:, -1].min()),
+            "final_max": float(ys[:, -1].max()),
+        }
+    out = args.out or f"compare-{args.metric}.png"
+    plot_bands(
+        bands,
+        out,
+        xlabel="evaluations",
+        ylabel=args.metric,
+        title=f"{args.metric}: mean and min-max over runs",
+    )
+    print(json.dumps({"plot": out, "groups": table}, indent=2))
+    return 0
+
+
+def cmd_evolvability(args: argparse.Namespace) -> int:
+    from qd.evolvability import evolvability
+
+    archive, _ = open_archive(args.run, args.archive)
+    env = env_of(args.run, archive)
+    if args.index is not None:
+        if not 0 <= args.index < len(archive):
+            raise ValueError(f"--index {args.index} out of range ({len(archive)} rows)")
+        indices = [args.index]
+    else:
+        gen = torch.Generator().manual_seed(args.seed)
+        indices = torch.randperm(len(archive), generator=gen)[: args.sample].tolist()
+    sigma = 0.05
+    if Path(args.run).is_dir():
+        sigma = read_config(args.run).get("algorithm_config", {}).get("sigma", sigma)
+    rows = evolvability(
+        archive.genomes[indices],
+        env,
+        mutants=args.mutants,
+        sigma=sigma,
+        seed=args.seed,
+        device=args.device,
+    )
+    for i, row in zip(indices, rows, strict=True):
+        row["index"] = i
+    result = {
+        "individuals": rows,
+        "mean_coverage": float(np.mean([r["coverage"] for r in rows])),
+        "mean_uniformity": float(np.mean([r["uniformity"] for r in rows])),
+        "sigma": sigma,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for r in rows:
+        print(
+            f"#{r['index']:<6} coverage {r['coverage']:.4f}  uniformity {r['uniformity']:.3f}"
+            f"  ({r['filled_cells']} cells from {r['mutants']} mutants)"
+        )
+    print(
+        f"mean coverage {result['mean_coverage']:.4f}, "
+        f"mean uniformity {result['mean_uniformity']:.3f}"
+    )
+    return 0
