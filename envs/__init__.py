@@ -22,12 +22,22 @@ def names() -> list[str]:
 def make(name: str, **options) -> BatchedEnv:
     """Build the environment ``name`` with keyword ``options``.
 
+    ``gym:<id>`` wraps any registered Gymnasium environment (see
+    :mod:`envs.gymnasium_adapter`).
+
     Raises:
         KeyError: unknown name (the message lists the known ones).
         TypeError: an option the environment does not accept.
     """
+    if name.startswith("gym:"):
+        from envs.gymnasium_adapter import GymnasiumEnv
+
+        return GymnasiumEnv(name[4:], **options)
     if name not in _REGISTRY:
-        raise KeyError(f"unknown environment {name!r}; known environments: {', '.join(names())}")
+        raise KeyError(
+            f"unknown environment {name!r}; known environments: {', '.join(names())}, "
+            "or gym:<Gymnasium id>"
+        )
     try:
         return _REGISTRY[name](**options)
     except TypeError as err:

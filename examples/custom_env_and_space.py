@@ -40,9 +40,16 @@ class PointBox:
 
     def __init__(self, *, episode_length: int = 100) -> None:
         self.spec = EnvSpec(
-            name="point-box", obs_size=4, action_size=2, episode_length=episode_length,
-            descriptor_size=2, descriptor_low=(-1.0, -1.0), descriptor_high=(1.0, 1.0),
-            grid_shape=(50, 50), reward_areas=1, options={"episode_length": episode_length},
+            name="point-box",
+            obs_size=4,
+            action_size=2,
+            episode_length=episode_length,
+            descriptor_size=2,
+            descriptor_low=(-1.0, -1.0),
+            descriptor_high=(1.0, 1.0),
+            grid_shape=(50, 50),
+            reward_areas=1,
+            options={"episode_length": episode_length},
         )
 
     def reset(self, batch_size, *, device="cpu", generator=None) -> PointState:
@@ -79,9 +86,11 @@ class PointBox:
         size = self.spec.image_size
         grid = (torch.arange(size, device=state.pos.device) + 0.5) / size * 2 - 1
         d2 = (grid[None, None, :] - state.pos[:, 0, None, None]) ** 2 + (
-            grid[None, :, None] - state.pos[:, 1, None, None]) ** 2
-        img = torch.full((state.pos.shape[0], size, size, 3), 255, dtype=torch.uint8,
-                         device=state.pos.device)
+            grid[None, :, None] - state.pos[:, 1, None, None]
+        ) ** 2
+        img = torch.full(
+            (state.pos.shape[0], size, size, 3), 255, dtype=torch.uint8, device=state.pos.device
+        )
         img[d2 < 0.003] = torch.tensor([200, 30, 30], dtype=torch.uint8, device=img.device)
         return img
 
@@ -119,8 +128,13 @@ def main() -> None:
     policy = SereneMLP((4, 5, 5, 2))
     evaluator = LocalEvaluator(env, policy, seed=args.seed)
     space = MeanPathSpace()
-    search = NoveltySearch(NSConfig(), genome_size=policy.genome_size, measure_dim=space.dim,
-                           env_spec=env.spec.to_dict(), seed=args.seed)
+    search = NoveltySearch(
+        NSConfig(),
+        genome_size=policy.genome_size,
+        measure_dim=space.dim,
+        env_spec=env.spec.to_dict(),
+        seed=args.seed,
+    )
     tracker = Tracker(env.spec.to_dict())
     while tracker.evaluations < args.budget:
         genomes = search.ask(args.budget - tracker.evaluations)
@@ -128,11 +142,18 @@ def main() -> None:
         search.tell(genomes, outcomes, space.describe(outcomes))
         tracker.update(outcomes.descriptor, outcomes.fitness, outcomes.reward_area)
     data = search.archive.data(["ground_truth", "objective"])
-    path = plot_descriptors(env, data["ground_truth"], Path(args.out) / "archive.png",
-                            colours=data["objective"], colour_label="reward",
-                            title="NS with a mean-path behaviour space: final positions")
-    print(f"coverage of final positions {tracker.coverage:.3f}, best reward "
-          f"{tracker.max_reward.tolist()}, archive {len(search.archive)}; wrote {path}")
+    path = plot_descriptors(
+        env,
+        data["ground_truth"],
+        Path(args.out) / "archive.png",
+        colours=data["objective"],
+        colour_label="reward",
+        title="NS with a mean-path behaviour space: final positions",
+    )
+    print(
+        f"coverage of final positions {tracker.coverage:.3f}, best reward "
+        f"{tracker.max_reward.tolist()}, archive {len(search.archive)}; wrote {path}"
+    )
 
 
 if __name__ == "__main__":

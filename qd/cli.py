@@ -338,7 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        ImportError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"qd: error: {msg}", file=sys.stderr)
         return 2

@@ -1,0 +1,281 @@
+"""Any registered Gymnasium environment as a batched env: ``envs.make("gym:<id>", ...)``.
+
+B episodes run in one Gymnasium vector env (``sync`` or ``async``). Gymnasium envs are
+stateful CPU objects, so the adapter's state holds the vector env next to the tensors the
+protocol exposes; everything else (evaluator, archive, algorithms) works unchanged.
+
+* Actions: a ``Box`` action space takes the policy's outputs in [-1, 1] scaled to the box
+  bounds (``action_scaling="bounds"``, default) or clipped (``"clip"``); a ``Discrete`` space
+  takes the argmax of ``n`` outputs.
+* Episodes that end (terminated or truncated) are frozen: their observation, descriptor and
+  reward stop changing while the other episodes go on (the sub-env's autoreset is ignored).
+* Descriptor: ``descriptor="final_obs"`` (whole final observation), ``"final_obs[i:j]"`` (a
+  slice), or a callable ``f(final_obs [B, obs]) -> [B, d]`` (then give ``descriptor_bounds``).
+  Bounds default to the observation space's bounds of the slice when they are finite.
+* Seeding: every episode is reset with the same seed drawn from the evaluator's generator
+  (``seeding="same"``, the papers' deterministic evaluation), or seed + episode index
+  (``"per_episode"``).
+* Renders: ``render_mode="rgb_array"`` frames resized to ``image_size`` (64) squares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.base import EnvSpec
+
+_SLICE = re.compile(r"^final_obs(?:\[(-?\d*):(-?\d*)\])?$")
+
+
+def _import_gymnasium():
+    try:
+        import gymnasium
+    except ImportError:
+        raise ImportError(
+            "Gymnasium environments need the optional dependency gymnasium: "
+            "pip install 'qdtorch[gym]' (or pip install gymnasium)"
+        ) from None
+    return gymnasium
+
+
+@dataclass
+class GymState:
+    """Batched episode state: the vector env and the tensors the protocol exposes."""
+
+    vec: Any
+    obs: torch.Tensor  # [B, obs] current (frozen once done) observation
+    last_reward: torch.Tensor  # [B] reward of the last step (0 once done)
+    finished: torch.Tensor  # [B] bool, episode over
+    t: int
+
+
+class GymnasiumEnv:
+    """Batched adapter for the Gymnasium environment ``env_id``.
+
+    Args:
+        env_id: registered Gymnasium id, e.g. ``MountainCarContinuous-v0``.
+        descriptor: ``final_obs``, ``final_obs[i:j]`` or a callable (see module docstring).
+        descriptor_bounds: ``(low, high)`` sequences; required when they cannot be inferred.
+        grid_cells: cells per descriptor dimension of the coverage grid.
+        episode_length: steps (default: the id's ``max_episode_steps``, else 1000).
+        vectorization: ``sync`` or ``async``.
+        seeding: ``same`` or ``per_episode``.
+        action_scaling: ``bounds`` or ``clip`` (Box actions).
+        make_kwargs: extra keyword arguments for ``gymnasium.make``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        descriptor: str | Callable[[torch.Tensor], torch.Tensor] = "final_obs",
+        descriptor_bounds: tuple | None = None,
+        grid_cells: int = 50,
+        episode_length: int | None = None,
+        vectorization: str = "sync",
+        seeding: str = "same",
+        action_scaling: str = "bounds",
+        make_kwargs: dict | None = None,
+    ) -> None:
+        gym = _import_gymnasium()
+        if vectorization not in ("sync", "async"):
+            raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+        if seeding not in ("same", "per_episode"):
+            raise ValueError(f"seeding must be 'same' or 'per_episode', got {seeding!r}")
+        if action_scaling not in ("bounds", "clip"):
+            raise ValueError(f"action_scaling must be 'bounds' or 'clip', got {action_scaling!r}")
+        self.env_id = env_id
+        self.make_kwargs = dict(make_kwargs or {})
+        self.vectorization = vectorization
+        self.seeding = seeding
+        self.action_scaling = action_scaling
+        probe = self._make_single(gym)
+        obs_space, act_space = probe.observation_space, probe.action_space
+        self._render_ok = "rgb_array" in (probe.metadata.get("render_modes") or [])
+        max_steps = probe.spec.max_episode_steps if probe.spec is not None else None
+        probe.close()
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise ValueError(
+                f"{env_id}: unsupported observation space {obs_space}; the adapter needs a "
+                "1-D Box (flatten other spaces with a Gymnasium wrapper first)"
+            )
+        if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+            self.discrete = False
+            self.action_low = act_space.low.astype(np.float32)
+            self.action_high = act_space.high.astype(np.float32)
+            action_size = act_space.shape[0]
+        elif isinstance(act_space, gym.spaces.Discrete):
+            self.discrete = True
+            action_size = int(act_space.n)
+        else:
+            raise ValueError(
+                f"{env_id}: unsupported action space {act_space}; the adapter supports a 1-D "
+                "Box or a Discrete space"
+            )
+        self.descriptor_fn, low, high, options_descriptor = self._descriptor_rule(
+            descriptor, descriptor_bounds, obs_space
+        )
+        length = int(episode_length or max_steps or 1000)
+        self.spec = EnvSpec(
+            name=f"gym:{env_id}",
+            obs_size=int(obs_space.shape[0]),
+            action_size=int(action_size),
+            episode_length=length,
+            descriptor_size=len(low),
+            descriptor_low=tuple(float(v) for v in low),
+            descriptor_high=tuple(float(v) for v in high),
+            grid_shape=(int(grid_cells),) * len(low),
+            reward_areas=0,
+            final_reward_only=False,
+            can_terminate=True,
+            options={
+                "descriptor": options_descriptor,
+                "descriptor_bounds": [list(map(float, low)), list(map(float, high))],
+                "grid_cells": int(grid_cells),
+                "episode_length": length,
+                "vectorization": vectorization,
+                "seeding": seeding,
+                "action_scaling": action_scaling,
+                "make_kwargs": self.make_kwargs,
+            },
+        )
+
+    # -- construction helpers -----------------------------------------------------------------
+    def _make_single(self, gym, **extra):
+        try:
+            return gym.make(self.env_id, **self.make_kwargs, **extra)
+        except gym.error.DependencyNotInstalled as err:
+            raise ImportError(f"{self.env_id} needs a missing dependency: {err}") from None
+        except gym.error.Error as err:
+            raise KeyError(
+                f"unknown Gymnasium id {self.env_id!r} ({err}); list the registered ids with "
+                "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+            ) from None
+
+    @staticmethod
+    def _descriptor_rule(descriptor, bounds, obs_space):
+        if callable(descriptor):
+            if bounds is None:
+                raise ValueError("a callable descriptor needs descriptor_bounds=(low, high)")
+            low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
+            return descriptor, low, high, getattr(descriptor, "__name__", "callable")
+        match = _SLICE.match(str(descriptor))
+        if not match:
+            raise ValueError(
+                f"unknown descriptor rule {descriptor!r}; use 'final_obs', 'final_obs[i:j]' or a "
+                "callable"
+            )
+        start = int(match.group(1)) if match.group(1) else None
+        stop = int(match.group(2)) if match.group(2) else None
+        part = slice(start, stop)
+        if bounds is None:
+            low, high = obs_space.low[part], obs_space.high[part]
+            if not (np.isfinite(low).all() and np.isfinite(high).all()):
+                raise ValueError(
+                    f"the observation bounds of {descriptor!r} are not finite; "
+                    "pass descriptor_bounds=(low, high)"
+                )
+        else:
+            low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
+        if len(low) == 0:
+            raise ValueError(f"descriptor rule {descriptor!r} selects no observation entry")
+        return (lambda obs: obs[:, part]), np.asarray(low), np.asarray(high), str(descriptor)
+
+    # -- protocol -----------------------------------------------------------------------------
+    def reset(self, batch_size: int, *, device="cpu", generator=None) -> GymState:
+        """Open a vector env of ``batch_size`` copies and reset it (seeded, see ``seeding``)."""
+        gym = _import_gymnasium()
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator else 0
+        kwargs = dict(self.make_kwargs)
+        if self._render_ok:
+            kwargs["render_mode"] = "rgb_array"
+        try:
+            vec = gym.make_vec(
+                self.env_id, num_envs=batch_size, vectorization_mode=self.vectorization, **kwargs
+            )
+        except gym.error.DependencyNotInstalled as err:
+            raise ImportError(f"{self.env_id} needs a missing dependency: {err}") from None
+        seeds = (
+            [seed] * batch_size if self.seeding == "same" else [seed + i for i in range(batch_size)]
+        )
+        obs, _ = vec.reset(seed=seeds)
+        device = torch.device(device)
+        return GymState(
+            vec=vec,
+            obs=torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device),
+            last_reward=torch.zeros(batch_size, device=device),
+            finished=torch.zeros(batch_size, dtype=torch.bool, device=device),
+            t=0,
+        )
+
+    def _to_actions(self, actions: torch.Tensor) -> np.ndarray:
+        raw = actions.detach().cpu().numpy()
+        if self.discrete:
+            return raw.argmax(1)
+        if self.action_scaling == "clip":
+            return np.clip(raw, self.action_low, self.action_high)
+        unit = np.clip(raw, -1.0, 1.0)
+        return self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)
+
+    def step(self, state: GymState, actions: torch.Tensor) -> GymState:
+        """Step every sub-env; finished episodes keep their last observation and get 0 reward."""
+        if state.vec is None:  # every episode is over and the vector env is closed
+            return GymState(
+                None, state.obs, torch.zeros_like(state.last_reward), state.finished, state.t + 1
+            )
+        obs, reward, terminated, truncated, _ = state.vec.step(self._to_actions(actions))
+        device = state.obs.device
+        obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
+        reward = torch.as_tensor(np.asarray(reward), dtype=torch.float32, device=device)
+        ended = torch.as_tensor(np.asarray(terminated) | np.asarray(truncated), device=device)
+        was = state.finished
+        t = state.t + 1
+        finished = was | ended | (t >= self.spec.episode_length)
+        vec = state.vec
+        if bool(finished.all()):
+            vec.close()
+            vec = None
+        return GymState(
+            vec=vec,
+            obs=torch.where(was[:, None], state.obs, obs),
+            last_reward=torch.where(was, torch.zeros_like(reward), reward),
+            finished=finished,
+            t=t,
+        )
+
+    def observe(self, state: GymState) -> torch.Tensor:
+        return state.obs
+
+    def reward(self, state: GymState) -> torch.Tensor:
+        return state.last_reward
+
+    def reward_area(self, state: GymState) -> torch.Tensor:
+        return torch.full(state.finished.shape, -1, dtype=torch.long, device=state.obs.device)
+
+    def descriptor(self, state: GymState) -> torch.Tensor:
+        return torch.as_tensor(self.descriptor_fn(state.obs), dtype=torch.float32)
+
+    def done(self, state: GymState) -> torch.Tensor:
+        return state.finished
+
+    def render(self, state: GymState) -> torch.Tensor:
+        """Frames of every sub-env resized to ``image_size`` squares, ``[B, H, W, 3]`` uint8."""
+        if not self._render_ok or state.vec is None:
+            raise ValueError(f"{self.env_id} cannot render rgb_array frames here")
+        gym = _import_gymnasium()
+        try:
+            frames = state.vec.render()
+        except gym.error.DependencyNotInstalled as err:
+            raise ImportError(
+                f"rendering {self.env_id} needs a missing dependency: {err}"
+            ) from None
+        images = torch.as_tensor(np.stack(frames)).permute(0, 3, 1, 2).float()
+        size = self.spec.image_size
+        small = torch.nn.functional.interpolate(images, size=(size, size), mode="area")
+        return small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).to(state.obs.device)
