@@ -67,6 +67,7 @@ EPILOG_RUN = """examples:
   qd run ns --env hardmaze --budget 20000 --seed 0 --out runs/ns-demo
   qd run ns --env hardmaze --set archive_rule=top_novelty --set env.action_scale=5
   qd run --resume runs/ns-demo        (continue from the last checkpoint)
+  qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
 
 --set keys: any field of the algorithm's config (e.g. pop_size, sigma, k_neighbors,
 archive_rule, archive_add, space), env.<option> for the environment, or the run settings
@@ -126,7 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         base.pop("run_format", None)
         base.pop("qdtorch_version", None)
         base.update(algorithm=args.algorithm, env=args.env)
-        for key in ("budget", "seed", "device", "out"):
+        for key in ("budget", "seed", "device", "out", "evaluator", "workers", "address"):
             value = getattr(args, key)
             if value is not None:
                 base[key] = value
@@ -197,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/ALGO-ENV-sSEED-TIME)")
     p.add_argument("--config", help="JSON file with run settings (keys of config.json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
+    p.add_argument("--evaluator", choices=["local", "ray"], help="where rollouts run (local)")
+    p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     p.add_argument(
         "--progress",

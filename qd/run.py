@@ -55,6 +55,9 @@ class RunConfig:
         keep_checkpoints: checkpoints kept on disk.
         max_batch: most episodes stepped together.
         log_every: evaluations between plain log lines when output is not a terminal.
+        evaluator: ``local`` (this process) or ``ray`` (Ray actors).
+        workers: Ray actors (``ray`` evaluator).
+        address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
     """
 
     algorithm: str
@@ -69,6 +72,9 @@ class RunConfig:
     keep_checkpoints: int = 2
     max_batch: int = 4096
     log_every: int = 10_000
+    evaluator: str = "local"
+    workers: int = 2
+    address: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError/KeyError for bad settings (before anything is written)."""
@@ -76,6 +82,8 @@ class RunConfig:
             raise ValueError(f"budget must be > 0, got {self.budget}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
+        if self.evaluator not in ("local", "ray"):
+            raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
         config_cls, _ = lookup(self.algorithm)
         known = {f.name for f in dataclasses.fields(config_cls)}
         unknown = set(self.algorithm_config) - known
@@ -154,9 +162,27 @@ class Run:
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
         self.policy = SereneMLP(serene_sizes(self.env.spec.obs_size, self.env.spec.action_size))
-        self.evaluator = LocalEvaluator(
-            self.env, self.policy, device=self.device, max_batch=config.max_batch, seed=config.seed
-        )
+        if config.evaluator == "ray":
+            from qd.evaluation import RayEvaluator
+
+            self.evaluator = RayEvaluator(
+                config.env,
+                self.policy,
+                env_options=config.env_options,
+                workers=config.workers,
+                address=config.address,
+                device=str(self.device),
+                max_batch=config.max_batch,
+                seed=config.seed,
+            )
+        else:
+            self.evaluator = LocalEvaluator(
+                self.env,
+                self.policy,
+                device=self.device,
+                max_batch=config.max_batch,
+                seed=config.seed,
+            )
         config_cls, algo_cls = lookup(config.algorithm)
         self.algo_config = config_cls(**config.algorithm_config)
         self.space = make_space(self.algo_config.space, self.env.spec)
@@ -190,7 +216,7 @@ class Run:
         start = time.perf_counter()
         genomes = self.algorithm.ask(self.config.budget - self.evaluations)
         t0 = time.perf_counter()
-        outcomes = self.evaluator.evaluate(genomes, **self.space.recordings)
+        outcomes = self.evaluator.evaluate(genomes, **self.space.recordings).to(self.device)
         outcomes.fitness.sum().item()  # wait for the device before timing
         self.rollout_time += time.perf_counter() - t0
         descriptors = self.space.describe(outcomes)
@@ -380,10 +406,13 @@ def start(config: RunConfig, *, progress: bool | None = None) -> Path:
         )
     folder.mkdir(parents=True, exist_ok=True)
     run = Run(config)
-    run.write_config()
-    (folder / "metrics.jsonl").write_text("")
-    run.loop(progress=progress)
-    run.finish()
+    try:
+        run.write_config()
+        (folder / "metrics.jsonl").write_text("")
+        run.loop(progress=progress)
+        run.finish()
+    finally:
+        run.evaluator.close()
     return folder
 
 
@@ -423,8 +452,11 @@ def resume(folder: str | Path, *, progress: bool | None = None) -> Path:
     if found:
         run.load_checkpoint(found[-1])
     _truncate_metrics(folder / "metrics.jsonl", run.evaluations)
-    run.loop(progress=progress)
-    run.finish()
+    try:
+        run.loop(progress=progress)
+        run.finish()
+    finally:
+        run.evaluator.close()
     return folder
 
 
