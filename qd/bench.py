@@ -28,20 +28,31 @@ def rollout_throughput(
     device: str = "cpu",
     episodes: int = 1,
     seed: int = 0,
+    compile: bool = False,
 ) -> dict:
     """Policy-steps per second of full episodes of random SERENE policies.
 
-    Warm-up (one short episode at the same batch size) is excluded from the timing.
+    Warm-up (one short episode at the same batch size; with ``compile`` also the compilation)
+    is excluded from the timing.
     """
     dev = resolve_device(device)
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)
     policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
-    evaluator = LocalEvaluator(env, policy, device=dev, max_batch=batch, seed=seed)
+    evaluator = LocalEvaluator(env, policy, device=dev, max_batch=batch, seed=seed, compile=compile)
     gen = torch.Generator().manual_seed(seed)
     genomes = torch.randn(batch, policy.genome_size, generator=gen).clamp(-5, 5).to(dev)
-    warm = envs.make(env_name, **{**options, "episode_length": min(20, env.spec.episode_length)})
-    LocalEvaluator(warm, policy, device=dev, max_batch=batch).evaluate(genomes)
+    warm_start = time.perf_counter()
+    if compile:  # compile on the real evaluator with a short episode, then restore the length
+        evaluator.env = envs.make(env_name, **{**options, "episode_length": 3})
+        evaluator.evaluate(genomes)
+        evaluator.env = env
+    else:
+        warm = envs.make(
+            env_name, **{**options, "episode_length": min(20, env.spec.episode_length)}
+        )
+        LocalEvaluator(warm, policy, device=dev, max_batch=batch).evaluate(genomes)
+    warm_s = time.perf_counter() - warm_start
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
@@ -61,6 +72,8 @@ def rollout_throughput(
         "policy_steps_per_s": batch * length * episodes / wall,
         "peak_memory_mb": _peak_memory_mb(dev),
         "threads": torch.get_num_threads(),
+        "compile": compile,
+        "warmup_s": warm_s,
     }
 
 
@@ -140,3 +153,72 @@ def novelty_throughput(
         "max_abs_diff_vs_sklearn": float(np.abs(v_ours - v_sk).max()),
         "max_abs_diff_vs_ribs": float(np.abs(v_ours - v_ribs).max()),
     }
+
+
+def ray_scaling(
+    env_name: str = "hardmaze",
+    *,
+    batch: int = 2048,
+    steps: int | None = None,
+    workers: tuple[int, ...] = (1, 2),
+    address: str | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """Episodes per second with :class:`~qd.evaluation.RayEvaluator` for each worker count,
+    against the :class:`~qd.evaluation.LocalEvaluator` baseline in the same process.
+
+    Each measurement evaluates the same ``batch`` genomes twice and times the second call
+    (actor start-up and table building excluded). On a cluster pass ``address``; scaling to N
+    workers holds while each actor's shard stays large enough to vectorise (>= ~1000 episodes
+    on a CPU actor).
+    """
+    from qd.evaluation import RayEvaluator
+
+    options = {} if steps is None else {"episode_length": int(steps)}
+    env = envs.make(env_name, **options)
+    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
+    gen = torch.Generator().manual_seed(seed)
+    genomes = torch.randn(batch, policy.genome_size, generator=gen).clamp(-5, 5)
+
+    def timed(evaluator) -> float:
+        evaluator.evaluate(genomes[: min(batch, 64)])
+        start = time.perf_counter()
+        evaluator.evaluate(genomes)
+        return time.perf_counter() - start
+
+    local_s = timed(LocalEvaluator(env, policy, max_batch=batch, seed=seed))
+    rows = [
+        {
+            "evaluator": "local",
+            "workers": 0,
+            "wall_s": local_s,
+            "episodes_per_s": batch / local_s,
+            "ratio_vs_local": 1.0,
+        }
+    ]
+    for n in workers:
+        ray_ev = RayEvaluator(
+            env_name,
+            policy,
+            env_options=options,
+            workers=n,
+            address=address,
+            max_batch=batch,
+            seed=seed,
+        )
+        try:
+            wall = timed(ray_ev)
+        finally:
+            ray_ev.close()
+        rows.append(
+            {
+                "evaluator": "ray",
+                "workers": n,
+                "wall_s": wall,
+                "episodes_per_s": batch / wall,
+                "ratio_vs_local": local_s / wall,
+            }
+        )
+    for row in rows:
+        row.update(env=env_name, batch=batch, steps=env.spec.episode_length)
+    return rows

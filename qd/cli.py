@@ -43,21 +43,34 @@ def _cmd_bench_rollout(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     results = []
     for batch in args.batch:
-        r = rollout_throughput(
-            args.env, batch, steps=args.steps, device=args.device, episodes=args.episodes
-        )
-        r["ratio_vs_first"] = r["policy_steps_per_s"] / (
-            results[0]["policy_steps_per_s"] if results else r["policy_steps_per_s"]
-        )
-        results.append(r)
-        if not args.json:
-            print(
-                f"{r['env']} {r['device']} B={batch:>6} T={r['steps']}: "
-                f"{r['policy_steps_per_s'] / 1e6:8.3f} M policy-steps/s  "
-                f"x{r['ratio_vs_first']:.1f} vs B={args.batch[0]}  "
-                f"peak {r['peak_memory_mb']:.0f} MB  ({r['wall_s']:.2f} s)",
-                flush=True,
+        modes = [False, True] if args.compile else [False]
+        eager = None
+        for compiled in modes:
+            r = rollout_throughput(
+                args.env,
+                batch,
+                steps=args.steps,
+                device=args.device,
+                episodes=args.episodes,
+                compile=compiled,
             )
+            base = results[0]["policy_steps_per_s"] if results else r["policy_steps_per_s"]
+            r["ratio_vs_first"] = r["policy_steps_per_s"] / base
+            if compiled:
+                r["ratio_vs_eager"] = r["policy_steps_per_s"] / eager["policy_steps_per_s"]
+            else:
+                eager = r
+            results.append(r)
+            if not args.json:
+                extra = f"  x{r['ratio_vs_eager']:.2f} vs eager" if compiled else ""
+                print(
+                    f"{r['env']} {r['device']} B={batch:>6} T={r['steps']}"
+                    f"{' compiled' if compiled else ''}: "
+                    f"{r['policy_steps_per_s'] / 1e6:8.3f} M policy-steps/s  "
+                    f"x{r['ratio_vs_first']:.1f} vs first{extra}  "
+                    f"peak {r['peak_memory_mb']:.0f} MB  ({r['wall_s']:.2f} s)",
+                    flush=True,
+                )
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -127,7 +140,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         base.pop("run_format", None)
         base.pop("qdtorch_version", None)
         base.update(algorithm=args.algorithm, env=args.env)
-        for key in ("budget", "seed", "device", "out", "evaluator", "workers", "address"):
+        for key in (
+            "budget",
+            "seed",
+            "device",
+            "out",
+            "evaluator",
+            "workers",
+            "address",
+            "compile",
+        ):
             value = getattr(args, key)
             if value is not None:
                 base[key] = value
@@ -137,6 +159,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = parse_overrides(RunConfig(**base), args.set or [])
         folder = start(config, progress=args.progress)
     print(f"run folder: {folder}")
+    return 0
+
+
+def _cmd_bench_ray(args: argparse.Namespace) -> int:
+    from qd.bench import ray_scaling
+
+    rows = ray_scaling(
+        args.env,
+        batch=args.batch,
+        steps=args.steps,
+        workers=tuple(args.workers),
+        address=args.address,
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        label = "local" if r["evaluator"] == "local" else f"ray x{r['workers']}"
+        print(
+            f"{r['env']} B={r['batch']} T={r['steps']} {label:>8}: "
+            f"{r['episodes_per_s']:9.1f} episodes/s  x{r['ratio_vs_local']:.2f} vs local "
+            f"({r['wall_s']:.2f} s)"
+        )
     return 0
 
 
@@ -199,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="JSON file with run settings (keys of config.json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
     p.add_argument("--evaluator", choices=["local", "ray"], help="where rollouts run (local)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the rollout step (CUDA graphs on a GPU); eager fallback",
+    )
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
@@ -317,8 +368,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--episodes", type=int, default=1, help="timed episodes per batch size")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the torch.compile'd rollout (ratio against eager)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench_rollout)
+
+    p = bench_sub.add_parser(
+        "ray",
+        help="Ray evaluation scaling against the local evaluator (same process)",
+        epilog="example:\n  qd bench ray --workers 1 2 --batch 2048\n"
+        "  qd bench ray --workers 8 16 --address ray://head:10001   (a cluster)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--env", default="hardmaze")
+    p.add_argument("--batch", type=int, default=2048, help="episodes per evaluation")
+    p.add_argument("--steps", type=int, default=None, help="episode length (default: env's)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts")
+    p.add_argument("--address", help="Ray cluster address (default: local Ray)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_bench_ray)
 
     p = bench_sub.add_parser(
         "novelty",

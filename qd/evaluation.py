@@ -8,6 +8,8 @@ larger than ``max_batch`` are processed in chunks so memory stays bounded.
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, fields
 
 import torch
@@ -91,6 +93,27 @@ class Outcomes:
         return Outcomes(**values)
 
 
+def auto_max_batch(spec, genome_size: int, device: torch.device) -> int:
+    """A chunk size that fits in half the free memory of ``device`` (at least 256).
+
+    Per episode: the genome and its unflattened copy, about 64 state-sized temporaries, and the
+    recordings (up to 8 frames), all in 4-byte words except uint8 frames.
+    """
+    frame_bytes = 8 * spec.image_size * spec.image_size * 3
+    words = 2 * genome_size + 64 * (spec.obs_size + spec.action_size + 16)
+    per_episode = 4 * words + frame_bytes
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        cap = 1 << 20
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = 2 << 30
+        cap = 1 << 14  # CPU throughput saturates around a few thousand episodes
+    return int(max(256, min(cap, free // 2 // per_episode)))
+
+
 def sample_steps(episode_length: int, count: int) -> list[int]:
     """``count`` equally spaced step numbers in ``[1, episode_length]``, the last one final."""
     if count <= 0:
@@ -105,8 +128,14 @@ class LocalEvaluator:
         env: a batched environment (see :mod:`envs.base`).
         policy: the policy family genomes are decoded with.
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``...
-        max_batch: most episodes stepped together; larger populations are chunked.
+        max_batch: most episodes stepped together; larger populations are chunked. ``"auto"``
+            picks it from the free memory of the device; a CUDA out-of-memory error halves the
+            chunk and retries it, so a generation is never lost.
         seed: seed of the environment's reset (identical for every episode and call).
+        compile: run the per-step function (observe, policy, step) through ``torch.compile``
+            (CUDA graphs on a GPU via ``mode="reduce-overhead"``); falls back to eager with a
+            warning where compilation fails. Compiled kernels may round differently from eager
+            ones, so compiled outcomes are close to, not bit-equal with, eager outcomes.
     """
 
     def __init__(
@@ -115,20 +144,25 @@ class LocalEvaluator:
         policy: BatchedMLP,
         *,
         device: str | torch.device = "cpu",
-        max_batch: int = 4096,
+        max_batch: int | str = 4096,
         seed: int = 0,
+        compile: bool = False,
     ) -> None:
         if policy.obs_size != env.spec.obs_size or policy.action_size != env.spec.action_size:
             raise ValueError(
                 f"policy sizes {policy.sizes} do not match env {env.spec.name!r} "
                 f"(obs {env.spec.obs_size}, actions {env.spec.action_size})"
             )
-        if max_batch <= 0:
-            raise ValueError(f"max_batch must be > 0, got {max_batch}")
         self.env = env
         self.policy = policy
         self.device = resolve_device(device)
+        if max_batch == "auto":
+            max_batch = auto_max_batch(env.spec, policy.genome_size, self.device)
+        if not isinstance(max_batch, int) or max_batch <= 0:
+            raise ValueError(f"max_batch must be a positive int or 'auto', got {max_batch!r}")
         self.max_batch = int(max_batch)
+        self.compile = bool(compile)
+        self._compiled = None
         self.seed = int(seed)
         self.evaluations = 0
 
@@ -149,15 +183,52 @@ class LocalEvaluator:
         """
         self.policy.check(genomes)
         genomes = genomes.to(self.device, torch.float32)
-        parts = [
-            self._rollout(genomes[i : i + self.max_batch], frames, trajectory, path)
-            for i in range(0, genomes.shape[0], self.max_batch)
-        ]
+        parts = []
+        start = 0
+        while start < genomes.shape[0]:
+            chunk = genomes[start : start + self.max_batch]
+            try:
+                parts.append(self._rollout(chunk, frames, trajectory, path))
+            except torch.OutOfMemoryError:
+                if self.max_batch == 1:
+                    raise
+                self.max_batch = max(1, self.max_batch // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                warnings.warn(f"out of memory: max_batch halved to {self.max_batch}", stacklevel=2)
+                continue
+            start += chunk.shape[0]
         self.evaluations += genomes.shape[0]
         return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
 
     def close(self) -> None:
         """Nothing to release (same interface as :class:`RayEvaluator`)."""
+
+    def _eager_step(self, layers, state):
+        obs = self.env.observe(state)
+        return self.env.step(state, self.policy.forward(layers, obs))
+
+    def _step_function(self):
+        """The per-step function: eager, or compiled once and reused (``compile=True``)."""
+        if not self.compile:
+            return self._eager_step
+        if self._compiled is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            compiled = torch.compile(self._eager_step, mode=mode, dynamic=False)
+
+            def guarded(layers, state):
+                try:
+                    return compiled(layers, state)
+                except Exception as err:  # compiler missing or unsupported op: stay correct
+                    warnings.warn(
+                        f"torch.compile failed ({type(err).__name__}: {err}); running eagerly",
+                        stacklevel=2,
+                    )
+                    self._compiled = self._eager_step
+                    return self._eager_step(layers, state)
+
+            self._compiled = guarded
+        return self._compiled
 
     def _generator(self) -> torch.Generator:
         gen = torch.Generator(device=self.device)
@@ -175,10 +246,9 @@ class LocalEvaluator:
         frames, traj, path = [], [], []
         fitness = torch.zeros(batch, device=self.device)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
+        advance = self._step_function()
         for t in range(1, spec.episode_length + 1):
-            obs = env.observe(state)
-            actions = self.policy.forward(layers, obs)
-            state = env.step(state, actions)
+            state = advance(layers, state)
             if not spec.final_reward_only:
                 fitness += torch.where(alive, env.reward(state), torch.zeros_like(fitness))
             if spec.can_terminate:

@@ -58,6 +58,7 @@ class RunConfig:
         evaluator: ``local`` (this process) or ``ray`` (Ray actors).
         workers: Ray actors (``ray`` evaluator).
         address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
+        compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
     """
 
     algorithm: str
@@ -75,6 +76,7 @@ class RunConfig:
     evaluator: str = "local"
     workers: int = 2
     address: str | None = None
+    compile: bool = False
 
     def validate(self) -> None:
         """Raise ValueError/KeyError for bad settings (before anything is written)."""
@@ -182,6 +184,7 @@ class Run:
                 device=self.device,
                 max_batch=config.max_batch,
                 seed=config.seed,
+                compile=config.compile,
             )
         config_cls, algo_cls = lookup(config.algorithm)
         self.algo_config = config_cls(**config.algorithm_config)
