@@ -29,6 +29,7 @@ def rollout_throughput(
     episodes: int = 1,
     seed: int = 0,
     compile: bool = False,
+    compile_mode: str | None = None,
 ) -> dict:
     """Policy-steps per second of full episodes of random SERENE policies.
 
@@ -39,7 +40,15 @@ def rollout_throughput(
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)
     policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
-    evaluator = LocalEvaluator(env, policy, device=dev, max_batch=batch, seed=seed, compile=compile)
+    evaluator = LocalEvaluator(
+        env,
+        policy,
+        device=dev,
+        max_batch=batch,
+        seed=seed,
+        compile=compile,
+        compile_mode=compile_mode,
+    )
     gen = torch.Generator().manual_seed(seed)
     genomes = torch.randn(batch, policy.genome_size, generator=gen).clamp(-5, 5).to(dev)
     warm_start = time.perf_counter()
@@ -72,7 +81,7 @@ def rollout_throughput(
         "policy_steps_per_s": batch * length * episodes / wall,
         "peak_memory_mb": _peak_memory_mb(dev),
         "threads": torch.get_num_threads(),
-        "compile": compile,
+        "compile": compile_mode or compile,
         "warmup_s": warm_s,
     }
 

@@ -53,6 +53,7 @@ def _cmd_bench_rollout(args: argparse.Namespace) -> int:
                 device=args.device,
                 episodes=args.episodes,
                 compile=compiled,
+                compile_mode=args.compile_mode if compiled else None,
             )
             base = results[0]["policy_steps_per_s"] if results else r["policy_steps_per_s"]
             r["ratio_vs_first"] = r["policy_steps_per_s"] / base
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         default=None,
-        help="torch.compile the rollout step (CUDA graphs on a GPU); eager fallback",
+        help="torch.compile the rollout step (falls back to eager where unsupported)",
     )
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -372,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         help="also time the torch.compile'd rollout (ratio against eager)",
+    )
+    p.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile mode (default; reduce-overhead adds CUDA graphs)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench_rollout)

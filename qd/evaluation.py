@@ -132,10 +132,10 @@ class LocalEvaluator:
             picks it from the free memory of the device; a CUDA out-of-memory error halves the
             chunk and retries it, so a generation is never lost.
         seed: seed of the environment's reset (identical for every episode and call).
-        compile: run the per-step function (observe, policy, step) through ``torch.compile``
-            (CUDA graphs on a GPU via ``mode="reduce-overhead"``); falls back to eager with a
-            warning where compilation fails. Compiled kernels may round differently from eager
+        compile: run the per-step function (observe, policy, step) through ``torch.compile``;
+            falls back to eager with a warning where compilation fails. Compiled kernels may round differently from eager
             ones, so compiled outcomes are close to, not bit-equal with, eager outcomes.
+        compile_mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
     """
 
     def __init__(
@@ -147,6 +147,7 @@ class LocalEvaluator:
         max_batch: int | str = 4096,
         seed: int = 0,
         compile: bool = False,
+        compile_mode: str | None = None,
     ) -> None:
         if policy.obs_size != env.spec.obs_size or policy.action_size != env.spec.action_size:
             raise ValueError(
@@ -162,6 +163,7 @@ class LocalEvaluator:
             raise ValueError(f"max_batch must be a positive int or 'auto', got {max_batch!r}")
         self.max_batch = int(max_batch)
         self.compile = bool(compile)
+        self.compile_mode = compile_mode
         self._compiled = None
         self.seed = int(seed)
         self.evaluations = 0
@@ -209,25 +211,28 @@ class LocalEvaluator:
         return self.env.step(state, self.policy.forward(layers, obs))
 
     def _step_function(self):
-        """The per-step function: eager, or compiled once and reused (``compile=True``)."""
+        """The per-step function: eager, or compiled once and reused (``compile=True``).
+
+        With ``compile_mode="reduce-overhead"`` the step is replayed as a CUDA graph; each call
+        is marked as a new step, since its input is the previous call's output. (Measured on an
+        H200 it did not beat eager, while the default inductor fusion gave 1.8x at B = 65536.)
+        """
         if not self.compile:
             return self._eager_step
         if self._compiled is None:
-            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            mode = self.compile_mode or (
+                "reduce-overhead" if self.device.type == "cuda" else "default"
+            )
             compiled = torch.compile(self._eager_step, mode=mode, dynamic=False)
+            if mode == "reduce-overhead":
 
-            def guarded(layers, state):
-                try:
+                def step(layers, state):
+                    torch.compiler.cudagraph_mark_step_begin()
                     return compiled(layers, state)
-                except Exception as err:  # compiler missing or unsupported op: stay correct
-                    warnings.warn(
-                        f"torch.compile failed ({type(err).__name__}: {err}); running eagerly",
-                        stacklevel=2,
-                    )
-                    self._compiled = self._eager_step
-                    return self._eager_step(layers, state)
 
-            self._compiled = guarded
+                self._compiled = step
+            else:
+                self._compiled = compiled
         return self._compiled
 
     def _generator(self) -> torch.Generator:
@@ -236,6 +241,21 @@ class LocalEvaluator:
         return gen
 
     def _rollout(self, genomes: torch.Tensor, n_frames: int, n_traj: int, n_path: int) -> Outcomes:
+        if not self.compile or self._compiled is self._eager_step:
+            return self._run_episode(genomes, n_frames, n_traj, n_path, self._eager_step)
+        try:
+            return self._run_episode(genomes, n_frames, n_traj, n_path, self._step_function())
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
+            warnings.warn(
+                f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); running eagerly",
+                stacklevel=3,
+            )
+            self._compiled = self._eager_step
+            return self._run_episode(genomes, n_frames, n_traj, n_path, self._eager_step)
+
+    def _run_episode(self, genomes, n_frames, n_traj, n_path, advance) -> Outcomes:
         env, spec = self.env, self.env.spec
         batch = genomes.shape[0]
         layers = self.policy.unflatten(genomes)
@@ -246,7 +266,6 @@ class LocalEvaluator:
         frames, traj, path = [], [], []
         fitness = torch.zeros(batch, device=self.device)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
-        advance = self._step_function()
         for t in range(1, spec.episode_length + 1):
             state = advance(layers, state)
             if not spec.final_reward_only:

@@ -47,7 +47,7 @@ def test_out_of_memory_halves_the_chunk(monkeypatch):
             raise torch.OutOfMemoryError("simulated")
         return real(genomes, *args)
 
-    monkeypatch.setattr(ev, "_rollout", picky)
+    monkeypatch.setattr(ev, "_rollout", picky)  # evaluate() retries smaller chunks
     with pytest.warns(UserWarning, match="max_batch halved"):
         out = ev.evaluate(_genomes(10))
     want = LocalEvaluator(env, SereneMLP((5, 5, 5, 2))).evaluate(_genomes(10))
