@@ -133,8 +133,9 @@ class LocalEvaluator:
             chunk and retries it, so a generation is never lost.
         seed: seed of the environment's reset (identical for every episode and call).
         compile: run the per-step function (observe, policy, step) through ``torch.compile``;
-            falls back to eager with a warning where compilation fails. Compiled kernels may round differently from eager
-            ones, so compiled outcomes are close to, not bit-equal with, eager outcomes.
+            falls back to eager with a warning where compilation fails. Compiled kernels may
+            round differently from eager ones, so compiled outcomes are close to, not bit-equal
+            with, eager outcomes.
         compile_mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
     """
 
@@ -220,9 +221,7 @@ class LocalEvaluator:
         if not self.compile:
             return self._eager_step
         if self._compiled is None:
-            mode = self.compile_mode or (
-                "reduce-overhead" if self.device.type == "cuda" else "default"
-            )
+            mode = self.compile_mode or "default"
             compiled = torch.compile(self._eager_step, mode=mode, dynamic=False)
             if mode == "reduce-overhead":
 
