@@ -11,11 +11,31 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _background_extent(env) -> tuple[np.ndarray | None, list[float]]:
+def _env_axes(env, *, goals: bool = True, figsize=(6, 6)):
+    """Figure with the environment's picture (and goals) under descriptor coordinates."""
     low, high = env.spec.descriptor_low, env.spec.descriptor_high
     extent = [low[0], high[0], high[1], low[1]]  # image rows grow with y
-    image = env.background() if hasattr(env, "background") else None
-    return image, extent
+    fig, ax = plt.subplots(figsize=figsize)
+    if hasattr(env, "background"):
+        ax.imshow(env.background(), extent=extent, interpolation="nearest")
+    if goals and hasattr(env, "goal_circles"):
+        for cx, cy, r in env.goal_circles():
+            ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))
+    return fig, ax, extent
+
+
+def _save(fig, ax, extent, path: str | Path, title: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("descriptor 0")
+    ax.set_ylabel("descriptor 1")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_descriptors(
@@ -28,16 +48,7 @@ def plot_descriptors(
     colour_label: str = "",
 ) -> Path:
     """Scatter ground-truth descriptors ``[N, 2]`` over the environment's own picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image, extent = _background_extent(env)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    if image is not None:
-        ax.imshow(image, extent=extent, interpolation="nearest")
-    goals = getattr(env, "goal_circles", None)
-    if goals is not None:
-        for cx, cy, r in goals():
-            ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))
+    fig, ax, extent = _env_axes(env)
     sc = ax.scatter(
         descriptors[:, 0],
         descriptors[:, 1],
@@ -49,15 +60,33 @@ def plot_descriptors(
     )
     if colours is not None:
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_xlabel("descriptor 0")
-    ax.set_ylabel("descriptor 1")
-    ax.set_title(title or f"{env.spec.name}: {len(descriptors)} final positions")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(
+        fig, ax, extent, path, title or f"{env.spec.name}: {len(descriptors)} final positions"
+    )
+
+
+def plot_heatmap(
+    env, values: np.ndarray, path: str | Path, *, title: str, colour_label: str
+) -> Path:
+    """Grid ``[cells_x, cells_y]`` of values (NaN = empty cell) over the environment's picture."""
+    fig, ax, extent = _env_axes(env, goals=False, figsize=(6.5, 6))
+    masked = np.ma.masked_invalid(values.T)  # rows = y cells
+    mesh = ax.imshow(masked, extent=extent, cmap="viridis", alpha=0.85, interpolation="nearest")
+    fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+    return _save(fig, ax, extent, path, title)
+
+
+def plot_paths(
+    env, paths: np.ndarray, path: str | Path, *, title: str, labels: list[str] | None = None
+) -> Path:
+    """Trajectories ``[N, P, 2]`` of ground-truth descriptors over the environment's picture."""
+    fig, ax, extent = _env_axes(env)
+    for i, p in enumerate(paths):
+        ax.plot(p[:, 0], p[:, 1], lw=1.5, label=labels[i] if labels else None)
+        ax.scatter(p[-1:, 0], p[-1:, 1], s=30, marker="x", color="black")
+    if labels:
+        ax.legend(fontsize=8)
+    return _save(fig, ax, extent, path, title)
 
 
 def plot_curves(
@@ -70,46 +99,14 @@ def plot_curves(
     title: str = "",
 ) -> Path:
     """Line plot of several named series against ``xs``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, ys in series.items():
-        ax.plot(xs, ys, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_heatmap(
-    env, values: np.ndarray, path: str | Path, *, title: str, colour_label: str
-) -> Path:
-    """Grid ``[cells_x, cells_y]`` of values (NaN = empty cell) over the environment's picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image, extent = _background_extent(env)
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    if image is not None:
-        ax.imshow(image, extent=extent, interpolation="nearest")
-    masked = np.ma.masked_invalid(values.T)  # rows = y cells
-    mesh = ax.imshow(masked, extent=extent, cmap="viridis", alpha=0.85, interpolation="nearest")
-    fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_xlabel("descriptor 0")
-    ax.set_ylabel("descriptor 1")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_bands(
+        {name: (xs, ys[None]) for name, ys in series.items()},
+        path,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        title=title,
+        counts=False,
+    )
 
 
 def plot_bands(
@@ -119,14 +116,14 @@ def plot_bands(
     xlabel: str,
     ylabel: str,
     title: str = "",
+    counts: bool = True,
 ) -> Path:
     """Mean curve and min-max band per group: ``{label: (xs [T], ys [runs, T])}``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (xs, ys) in groups.items():
-        mean = ys.mean(0)
-        line = ax.plot(xs, mean, label=f"{label} (n={ys.shape[0]})")[0]
+        line = ax.plot(xs, ys.mean(0), label=f"{label} (n={ys.shape[0]})" if counts else label)[0]
         if ys.shape[0] > 1:
             ax.fill_between(xs, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel(xlabel)
@@ -134,35 +131,8 @@ def plot_bands(
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_paths(
-    env, paths: np.ndarray, path: str | Path, *, title: str, labels: list[str] | None = None
-) -> Path:
-    """Trajectories ``[N, P, 2]`` of ground-truth descriptors over the environment's picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image, extent = _background_extent(env)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    if image is not None:
-        ax.imshow(image, extent=extent, interpolation="nearest")
-    goals = getattr(env, "goal_circles", None)
-    if goals is not None:
-        for cx, cy, r in goals():
-            ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))
-    for i, p in enumerate(paths):
-        ax.plot(p[:, 0], p[:, 1], lw=1.5, label=labels[i] if labels else None)
-        ax.scatter(p[-1:, 0], p[-1:, 1], s=30, marker="x", color="black")
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_title(title)
-    if labels:
-        ax.legend(fontsize=8)
+    if len(groups) > 1 or counts:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
