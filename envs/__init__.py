@@ -50,6 +50,13 @@ def _hardmaze(**options) -> BatchedEnv:
     return HardMaze(**options)
 
 
+def _curling(**options) -> BatchedEnv:
+    from envs.curling import Curling
+
+    return Curling(**options)
+
+
 register("hardmaze", _hardmaze)
+register("curling", _curling)
 
 __all__ = ["BatchedEnv", "EnvSpec", "make", "names", "register"]

@@ -95,6 +95,8 @@ class HardMaze:
         bitmap: optional obstacle map ``[H, W]`` bool (defaults to the shipped maze).
     """
 
+    image_y_down = True  # world y grows downward, as in the bitmap
+
     def __init__(
         self,
         *,

@@ -14,10 +14,18 @@ import numpy as np  # noqa: E402
 def _env_axes(env, *, goals: bool = True, figsize=(6, 6)):
     """Figure with the environment's picture (and goals) under descriptor coordinates."""
     low, high = env.spec.descriptor_low, env.spec.descriptor_high
-    extent = [low[0], high[0], high[1], low[1]]  # image rows grow with y
+    if getattr(env, "image_y_down", False):  # e.g. HardMaze: image rows grow with y
+        extent = [low[0], high[0], high[1], low[1]]
+    else:
+        extent = [low[0], high[0], low[1], high[1]]
     fig, ax = plt.subplots(figsize=figsize)
     if hasattr(env, "background"):
-        ax.imshow(env.background(), extent=extent, interpolation="nearest")
+        ax.imshow(
+            env.background(),
+            extent=extent,
+            interpolation="nearest",
+            origin="upper" if getattr(env, "image_y_down", False) else "lower",
+        )
     if goals and hasattr(env, "goal_circles"):
         for cx, cy, r in env.goal_circles():
             ax.add_patch(plt.Circle((cx, cy), r, fill=False, color="tab:green", lw=2))

@@ -1,0 +1,228 @@
+"""Curling (SERENE, STAX): a 2-link arm pushes a ball on a 3 x 3 m table, as a batched simulator.
+
+The original is a Box2D scene; Box2D's contact solver cannot be reproduced exactly, so this is
+an approximation that keeps the behaviours that matter (tested in ``tests/test_curling.py``):
+
+* The arm is kinematic: the two actions (clipped to [-1, 1]) are the joint speeds in rad/s,
+  integrated with dt = 1/60 and stopped at the joint limits (joint0 +-0.4 pi, joint1
+  +-0.9 pi). Box2D drives the joints with motors; a motor strong enough to ignore the ball is
+  what the papers' arm behaves like.
+* The ball (radius 0.15) moves freely with linear damping 1.1 applied as Box2D does
+  (``v *= 1 / (1 + dt * damping)``), no gravity (top-down view).
+* Ball-arm contact: the links are capsules of thickness 0.05. When the ball overlaps a link it
+  is pushed out along the contact normal, its normal velocity relative to the link's contact
+  point is reflected with restitution 0.9, and Coulomb friction (0.9) reduces the tangential
+  relative velocity by at most friction x normal impulse.
+* Ball-wall contact: the table's walls reflect the normal velocity with restitution 0.9 and keep
+  the ball inside [-1.5 + r, 1.5 - r]^2 (wall friction is ignored).
+* Each step is split into ``substeps`` (2) so that fast pushes do not tunnel through the ball.
+
+Observation (6): ball x, y, joint angles, joint speeds. Reward at the last step: (r - d) / r
+inside a goal ((0.8, 0.8) r 0.4; (0.8, -0.8) r 0.2). Descriptor: final ball (x, y), bounds
+[-1.35, 1.35]^2, 50 x 50 grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from envs.base import EnvSpec
+
+HALF = 1.5
+BALL_RADIUS = 0.15
+BALL_START = (-0.5, 0.2)
+ELASTICITY = 0.9
+FRICTION = 0.9
+DAMPING = 1.1
+LINK = 1.0
+THICKNESS = 0.05
+BASE = (0.0, -1.5)
+LIMITS = (0.4 * math.pi, 0.9 * math.pi)
+DT = 1.0 / 60.0
+GOALS = ((0.8, 0.8, 0.4), (0.8, -0.8, 0.2))
+
+
+@dataclass
+class CurlingState:
+    """Batched state: ball position/velocity ``[B, 2]``, joint angles/speeds ``[B, 2]``."""
+
+    pos: torch.Tensor
+    vel: torch.Tensor
+    joints: torch.Tensor
+    speeds: torch.Tensor
+    t: torch.Tensor
+
+
+def _cross(omega: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """2-D ``omega x r`` for ``omega [B]`` and ``r [B, 2]``."""
+    return torch.stack([-omega * r[:, 1], omega * r[:, 0]], 1)
+
+
+class Curling:
+    """Batched Curling.
+
+    Args:
+        episode_length: steps per episode (500).
+        substeps: physics sub-steps per step.
+    """
+
+    def __init__(self, *, episode_length: int = 500, substeps: int = 2) -> None:
+        if episode_length <= 0 or substeps <= 0:
+            raise ValueError("episode_length and substeps must be > 0")
+        self.substeps = int(substeps)
+        self.spec = EnvSpec(
+            name="curling",
+            obs_size=6,
+            action_size=2,
+            episode_length=int(episode_length),
+            descriptor_size=2,
+            descriptor_low=(-1.35, -1.35),
+            descriptor_high=(1.35, 1.35),
+            grid_shape=(50, 50),
+            reward_areas=len(GOALS),
+            options={"episode_length": int(episode_length), "substeps": self.substeps},
+        )
+
+    # -- kinematics ----------------------------------------------------------------------------
+    @staticmethod
+    def arm_points(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Base, elbow and tip ``[B, 2]``; angle 0 points the links along +y (into the table)."""
+        base = torch.tensor(BASE, dtype=joints.dtype, device=joints.device).expand(len(joints), 2)
+        a0 = math.pi / 2 + joints[:, 0]
+        a1 = a0 + joints[:, 1]
+        elbow = base + LINK * torch.stack([torch.cos(a0), torch.sin(a0)], 1)
+        tip = elbow + LINK * torch.stack([torch.cos(a1), torch.sin(a1)], 1)
+        return base, elbow, tip
+
+    # -- protocol ------------------------------------------------------------------------------
+    def reset(self, batch_size: int, *, device="cpu", generator=None) -> CurlingState:
+        """Ball at (-0.5, 0.2) at rest, arm straight along +y."""
+        device = torch.device(device)
+        zeros = torch.zeros(batch_size, 2, device=device)
+        pos = torch.tensor(BALL_START, device=device).repeat(batch_size, 1)
+        return CurlingState(
+            pos,
+            zeros.clone(),
+            zeros.clone(),
+            zeros.clone(),
+            torch.zeros((), dtype=torch.long, device=device),
+        )
+
+    def step(self, state: CurlingState, actions: torch.Tensor) -> CurlingState:
+        speeds = actions.clamp(-1.0, 1.0)
+        limits = torch.tensor(LIMITS, device=actions.device)
+        pos, vel, joints = state.pos, state.vel, state.joints
+        h = DT / self.substeps
+        for _ in range(self.substeps):
+            wanted = joints + speeds * h
+            joints = torch.maximum(torch.minimum(wanted, limits), -limits)
+            moving = speeds * (joints == wanted)  # a joint at its limit stops
+            vel = vel / (1.0 + h * DAMPING)
+            pos = pos + vel * h
+            pos, vel = self._arm_contacts(pos, vel, joints, moving)
+            pos, vel = self._wall_contacts(pos, vel)
+        return CurlingState(pos, vel, joints, moving, state.t + 1)
+
+    def _arm_contacts(self, pos, vel, joints, speeds):
+        base, elbow, tip = self.arm_points(joints)
+        reach = BALL_RADIUS + THICKNESS / 2
+        omega0 = speeds[:, 0]
+        omega1 = omega0 + speeds[:, 1]
+        for start, end, link in ((base, elbow, 0), (elbow, tip, 1)):
+            seg = end - start
+            along = ((pos - start) * seg).sum(1) / (seg * seg).sum(1)
+            closest = start + along.clamp(0, 1)[:, None] * seg
+            offset = pos - closest
+            dist = torch.linalg.vector_norm(offset, dim=1)
+            touching = dist < reach
+            normal = offset / dist.clamp(min=1e-9)[:, None]
+            # velocity of the arm at the contact point (kinematic chain)
+            if link == 0:
+                point_vel = _cross(omega0, closest - base)
+            else:
+                point_vel = _cross(omega0, elbow - base) + _cross(omega1, closest - elbow)
+            rel = vel - point_vel
+            rel_n = (rel * normal).sum(1)
+            approaching = touching & (rel_n < 0)
+            impulse_n = -(1 + ELASTICITY) * rel_n  # per unit mass
+            tangent = rel - rel_n[:, None] * normal
+            tangent_speed = torch.linalg.vector_norm(tangent, dim=1)
+            cut = torch.minimum(tangent_speed, FRICTION * impulse_n.clamp(min=0))
+            friction = -tangent / tangent_speed.clamp(min=1e-9)[:, None] * cut[:, None]
+            new_vel = vel + impulse_n[:, None] * normal + friction
+            vel = torch.where(approaching[:, None], new_vel, vel)
+            pushed = closest + normal * reach
+            pos = torch.where(touching[:, None], pushed, pos)
+        return pos, vel
+
+    @staticmethod
+    def _wall_contacts(pos, vel):
+        bound = HALF - BALL_RADIUS
+        over = pos > bound
+        under = pos < -bound
+        vel = torch.where((over & (vel > 0)) | (under & (vel < 0)), -ELASTICITY * vel, vel)
+        return pos.clamp(-bound, bound), vel
+
+    def observe(self, state: CurlingState) -> torch.Tensor:
+        return torch.cat([state.pos, state.joints, state.speeds], 1)
+
+    def _goal_distances(self, state: CurlingState):
+        goals = torch.tensor(GOALS, device=state.pos.device)
+        dist = torch.linalg.vector_norm(state.pos[:, None] - goals[None, :, :2], dim=-1)
+        return dist, goals[:, 2]
+
+    def reward(self, state: CurlingState) -> torch.Tensor:
+        dist, radius = self._goal_distances(state)
+        per_goal = ((radius - dist) / radius).clamp(min=0).max(1).values
+        return torch.where(
+            state.t >= self.spec.episode_length, per_goal, torch.zeros_like(per_goal)
+        )
+
+    def reward_area(self, state: CurlingState) -> torch.Tensor:
+        dist, radius = self._goal_distances(state)
+        inside = dist < radius
+        first = inside.float().argmax(1)
+        return torch.where(inside.any(1), first, torch.full_like(first, -1))
+
+    def descriptor(self, state: CurlingState) -> torch.Tensor:
+        return state.pos.clone()
+
+    def done(self, state: CurlingState) -> torch.Tensor:
+        return (state.t >= self.spec.episode_length).expand(state.pos.shape[0])
+
+    def goal_circles(self) -> list[tuple[float, float, float]]:
+        return list(GOALS)
+
+    def background(self, size: int = 200) -> np.ndarray:
+        """The table (light) with its walls, covering the descriptor bounds, for plots."""
+        img = np.full((size, size, 3), 225, dtype=np.uint8)
+        border = max(1, int(size * (HALF - 1.35) / 2.7 / 3))
+        img[:border] = img[-border:] = img[:, :border] = img[:, -border:] = 120
+        return img
+
+    def render(self, state: CurlingState) -> torch.Tensor:
+        """Top-down ``[B, 64, 64, 3]`` uint8: table, ball (red) and arm (blue), y up."""
+        size = self.spec.image_size
+        device = state.pos.device
+        coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size * 2 * HALF
+        coords = coords - HALF
+        gx = coords[None, None, :]
+        gy = coords.flip(0)[None, :, None]  # image row 0 is the top of the table
+        img = torch.full((len(state.pos), size, size, 3), 225, dtype=torch.uint8, device=device)
+        base, elbow, tip = self.arm_points(state.joints)
+        arm = torch.zeros(len(state.pos), size, size, dtype=torch.bool, device=device)
+        for start, end in ((base, elbow), (elbow, tip)):
+            seg = end - start
+            sx, sy = start[:, 0, None, None], start[:, 1, None, None]
+            dx, dy = seg[:, 0, None, None], seg[:, 1, None, None]
+            along = (((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy)).clamp(0, 1)
+            d2 = (gx - sx - along * dx) ** 2 + (gy - sy - along * dy) ** 2
+            arm |= d2 <= (max(THICKNESS / 2, HALF / size)) ** 2
+        ball = (gx - state.pos[:, 0, None, None]) ** 2 + (gy - state.pos[:, 1, None, None]) ** 2
+        img[ball <= BALL_RADIUS**2] = torch.tensor([220, 30, 30], dtype=torch.uint8, device=device)
+        img[arm] = torch.tensor([40, 60, 200], dtype=torch.uint8, device=device)
+        return img
