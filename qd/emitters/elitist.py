@@ -1,0 +1,153 @@
+"""SERENE's elitist reward emitters, all active emitters advanced as one tensor operation.
+
+An emitter is a (mu + lambda) evolutionary algorithm on reward around an ancestor genome:
+mu = 6 parents, lambda = 12 offspring (2 per parent), mutation ``clip(g + N(0, sigma_e), -5, 5)``
+with a fixed per-emitter ``sigma_e`` (see :func:`initial_sigma`). ``E`` emitters are stored as
+``[E, mu, D]`` parents and stepped together: one ``ask`` makes ``[E, lambda, D]`` offspring,
+one ``tell`` keeps the ``mu`` best of parents + offspring of every emitter (``topk`` over
+``[E, mu + lambda]``). The per-generation rewards are kept for the improvement and stagnation
+rules (:func:`improvement`, :func:`stagnated`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class EmitterConfig:
+    """Elitist emitter settings (SERENE defaults).
+
+    Attributes:
+        mu: parents per emitter.
+        offspring_per_parent: lambda / mu.
+        genome_low, genome_high: gene bounds (clip).
+        min_sigma: sigma used when the distance rule gives 0.
+    """
+
+    mu: int = 6
+    offspring_per_parent: int = 2
+    genome_low: float = -5.0
+    genome_high: float = 5.0
+    min_sigma: float = 0.05
+
+    @property
+    def lam(self) -> int:
+        return self.mu * self.offspring_per_parent
+
+
+def initial_sigma(ancestors: torch.Tensor, others: torch.Tensor, *, fallback: float = 0.05):
+    """SERENE's sigma rule: distance in genome space from each ancestor ``[E, D]`` to the nearest
+    *other* genome of ``others`` ``[N, D]`` (population + offspring), divided by 3; ``fallback``
+    where that distance is 0 (or no other genome exists)."""
+    dist = torch.cdist(ancestors.float(), others.float())
+    dist = torch.where(dist > 0, dist, torch.full_like(dist, float("inf")))  # skip itself
+    nearest = dist.min(1).values if dist.shape[1] else torch.full((len(ancestors),), float("inf"))
+    sigma = nearest / 3
+    return torch.where(torch.isfinite(sigma), sigma, torch.full_like(sigma, fallback))
+
+
+def improvement(history: torch.Tensor) -> torch.Tensor:
+    """``max(mean(last 3 generations) - mean(first 3), 0)`` of per-generation rewards ``[E, G]``
+    (SERENE's bootstrap test; the mean over each generation's offspring is taken by the caller)."""
+    first = history[:, :3].mean(1)
+    last = history[:, -3:].mean(1)
+    return (last - first).clamp(min=0)
+
+
+def stagnation_window(genome_size: int, mu: int) -> int:
+    """SERENE's W = int(20 * D / mu + 120)."""
+    return int(20 * genome_size / mu + 120)
+
+
+def stagnated(history: torch.Tensor, window: int) -> torch.Tensor:
+    """Stop rule over per-generation rewards ``[E, G]``: once more than ``window`` generations
+    ran, compare the first and last 20 of the last ``window``; stop if the median or the max did
+    not improve. Emitters with ``G <= window`` never stop."""
+    if history.shape[1] <= window:
+        return torch.zeros(history.shape[0], dtype=torch.bool, device=history.device)
+    recent = history[:, -window:]
+    first, last = recent[:, :20], recent[:, -20:]
+    no_median = first.median(1).values >= last.median(1).values
+    no_max = first.max(1).values >= last.max(1).values
+    return no_median | no_max
+
+
+class ElitistEmitters:
+    """A batch of elitist emitters advanced together.
+
+    Args:
+        ancestors: ``[E, D]`` genomes the emitters start from.
+        sigmas: ``[E]`` mutation standard deviations.
+        config: emitter settings.
+        generator: CPU generator for the mutations.
+    """
+
+    def __init__(
+        self,
+        ancestors: torch.Tensor,
+        sigmas: torch.Tensor,
+        config: EmitterConfig,
+        generator: torch.Generator,
+    ) -> None:
+        self.config = config
+        self.generator = generator
+        self.ancestors = ancestors.float().clone()
+        self.sigmas = sigmas.float().clone()
+        e, d = ancestors.shape
+        self.parents = self._mutate(self.ancestors[:, None].expand(e, config.mu, d))
+        self.parent_rewards = torch.full((e, config.mu), -float("inf"))
+        self.history: list[torch.Tensor] = []  # per generation: mean offspring reward [E]
+        self.generations = 0
+
+    def __len__(self) -> int:
+        return self.ancestors.shape[0]
+
+    def _mutate(self, genomes: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(genomes.shape, generator=self.generator)
+        mutated = genomes + noise * self.sigmas[:, None, None]
+        return mutated.clamp(self.config.genome_low, self.config.genome_high)
+
+    def initial(self) -> torch.Tensor:
+        """The first population of every emitter (mu mutants of its ancestor), ``[E, mu, D]``."""
+        return self.parents
+
+    def tell_initial(self, rewards: torch.Tensor) -> None:
+        """Rewards ``[E, mu]`` of :meth:`initial`."""
+        self.parent_rewards = rewards.float().clone()
+        self.history.append(self.parent_rewards.mean(1))
+        self.generations += 1
+
+    def ask(self) -> torch.Tensor:
+        """Offspring of every emitter, ``[E, lambda, D]`` (each parent makes k children)."""
+        parents = self.parents.repeat_interleave(self.config.offspring_per_parent, 1)
+        return self._mutate(parents)
+
+    def tell(self, offspring: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """(mu + lambda) elitist selection per emitter; returns the new best reward ``[E]``."""
+        genomes = torch.cat([self.parents, offspring.float()], 1)
+        scores = torch.cat([self.parent_rewards, rewards.float()], 1)
+        keep = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : self.config.mu]
+        self.parents = torch.gather(genomes, 1, keep[..., None].expand(-1, -1, genomes.shape[2]))
+        self.parent_rewards = torch.gather(scores, 1, keep)
+        self.history.append(rewards.float().mean(1))
+        self.generations += 1
+        return self.parent_rewards[:, 0]
+
+    def reward_history(self) -> torch.Tensor:
+        """Per-generation mean rewards ``[E, G]``."""
+        return torch.stack(self.history, 1)
+
+    def best(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best genome ``[E, D]`` and reward ``[E]`` of every emitter."""
+        return self.parents[:, 0], self.parent_rewards[:, 0]
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only the emitters where ``keep`` ``[E]`` is True."""
+        self.ancestors = self.ancestors[keep]
+        self.sigmas = self.sigmas[keep]
+        self.parents = self.parents[keep]
+        self.parent_rewards = self.parent_rewards[keep]
+        self.history = [h[keep] for h in self.history]
