@@ -191,7 +191,11 @@ class GymnasiumEnv:
     def reset(self, batch_size: int, *, device="cpu", generator=None) -> GymState:
         """Open a vector env of ``batch_size`` copies and reset it (seeded, see ``seeding``)."""
         gym = _import_gymnasium()
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator else 0
+        seed = 0
+        if generator is not None:
+            seed = int(
+                torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device)
+            )
         kwargs = dict(self.make_kwargs)
         if self._render_ok:
             kwargs["render_mode"] = "rgb_array"
