@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# A short Novelty Search run on HardMaze (about 2 minutes on a 2-core CPU); it replaces runs/demo.
+# A short Novelty Search run on HardMaze (about 1 minute on a 2-core CPU); it replaces runs/demo.
 DEMO_BUDGET ?= 20000
 demo: $(STAMP)
 	rm -rf runs/demo
