@@ -15,7 +15,10 @@ protocol exposes; everything else (evaluator, archive, algorithms) works unchang
 * Seeding: every episode is reset with the same seed drawn from the evaluator's generator
   (``seeding="same"``, the papers' deterministic evaluation), or seed + episode index
   (``"per_episode"``).
-* Renders: ``render_mode="rgb_array"`` frames resized to ``image_size`` (64) squares.
+* Renders: ``render_mode="rgb_array"`` frames resized to ``image_size`` (64) squares. Known
+  limit: frames of a sub-env whose episode ended before the others show it after
+  Gymnasium's auto-reset (observations and descriptors stay frozen at the end); frames are
+  exact for episodes that run to the episode length.
 """
 
 from __future__ import annotations
@@ -229,9 +232,13 @@ class GymnasiumEnv:
 
     def step(self, state: GymState, actions: torch.Tensor) -> GymState:
         """Step every sub-env; finished episodes keep their last observation and get 0 reward."""
-        if state.vec is None:  # every episode is over and the vector env is closed
+        if bool(state.finished.all()):  # nothing left to step
             return GymState(
-                None, state.obs, torch.zeros_like(state.last_reward), state.finished, state.t + 1
+                state.vec,
+                state.obs,
+                torch.zeros_like(state.last_reward),
+                state.finished,
+                state.t + 1,
             )
         obs, reward, terminated, truncated, _ = state.vec.step(self._to_actions(actions))
         device = state.obs.device
@@ -241,12 +248,8 @@ class GymnasiumEnv:
         was = state.finished
         t = state.t + 1
         finished = was | ended | (t >= self.spec.episode_length)
-        vec = state.vec
-        if bool(finished.all()):
-            vec.close()
-            vec = None
         return GymState(
-            vec=vec,
+            vec=state.vec,
             obs=torch.where(was[:, None], state.obs, obs),
             last_reward=torch.where(was, torch.zeros_like(reward), reward),
             finished=finished,
@@ -270,8 +273,8 @@ class GymnasiumEnv:
 
     def render(self, state: GymState) -> torch.Tensor:
         """Frames of every sub-env resized to ``image_size`` squares, ``[B, H, W, 3]`` uint8."""
-        if not self._render_ok or state.vec is None:
-            raise ValueError(f"{self.env_id} cannot render rgb_array frames here")
+        if not self._render_ok:
+            raise ValueError(f"{self.env_id} has no rgb_array render mode")
         gym = _import_gymnasium()
         try:
             frames = state.vec.render()

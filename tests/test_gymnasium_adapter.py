@@ -102,3 +102,41 @@ def test_ns_end_to_end_from_cli(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["evaluations"] == 500 and info["coverage"] > 0 and info["max_reward"] == []
     assert np.isfinite(info["qd_score"])
+
+
+class _Dot(gym.Env):
+    """Tiny env with an rgb_array render (no pygame needed)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    observation_space = gym.spaces.Box(-1, 1, (2,))
+    action_space = gym.spaces.Box(-1, 1, (2,))
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+        self.pos = np.zeros(2, dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = np.zeros(2, dtype=np.float32)
+        return self.pos.copy(), {}
+
+    def step(self, action):
+        self.pos = np.clip(self.pos + 0.1 * np.asarray(action, dtype=np.float32), -1, 1)
+        return self.pos.copy(), 0.0, False, False, {}
+
+    def render(self):
+        img = np.zeros((32, 48, 3), dtype=np.uint8)
+        img[:, : int(24 + 23 * self.pos[0])] = 255
+        return img
+
+
+def test_renders_from_rgb_array():
+    gym.register("qdtest/Dot-v0", entry_point=_Dot, max_episode_steps=10)
+    env = envs.make("gym:qdtest/Dot-v0")
+    policy = SereneMLP((2, 5, 5, 2))
+    out = LocalEvaluator(env, policy).evaluate(torch.randn(3, policy.genome_size), frames=2)
+    assert out.frames.shape == (3, 2, 64, 64, 3) and out.frames.dtype == torch.uint8
+    # the white share of the frame follows the final x position
+    white = out.frames[:, -1].float().mean((1, 2, 3)) / 255
+    expected = (24 + 23 * out.final_obs[:, 0]).floor() / 48
+    torch.testing.assert_close(white, expected, atol=0.03, rtol=0)
