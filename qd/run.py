@@ -53,7 +53,7 @@ class RunConfig:
         env_options: keyword options of ``envs.make``.
         checkpoint_every: evaluations between checkpoints.
         keep_checkpoints: checkpoints kept on disk.
-        max_batch: most episodes stepped together.
+        max_batch: most episodes stepped together, or ``"auto"`` (from free memory).
         log_every: evaluations between plain log lines when output is not a terminal.
         evaluator: ``local`` (this process) or ``ray`` (Ray actors).
         workers: Ray actors (``ray`` evaluator).
@@ -71,7 +71,7 @@ class RunConfig:
     env_options: dict = field(default_factory=dict)
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 2
-    max_batch: int = 4096
+    max_batch: int | str = 4096
     log_every: int = 10_000
     evaluator: str = "local"
     workers: int = 2
@@ -109,8 +109,13 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
         key, raw = pair.split("=", 1)
         if key.startswith("env."):
             config.env_options[key[4:]] = _parse_value(raw)
+        elif key == "max_batch" and raw == "auto":
+            config.max_batch = "auto"
         elif key in RUN_KEYS:
-            setattr(config, key, int(raw))
+            try:
+                setattr(config, key, int(raw))
+            except ValueError:
+                raise ValueError(f"bad value {raw!r} for {key} (expected an integer)") from None
         elif key in fields_by_name:
             default = fields_by_name[key].default
             config.algorithm_config[key] = _coerce(raw, type(default), key)

@@ -61,3 +61,12 @@ def test_auto_max_batch():
     assert auto_max_batch(env.spec, 63, torch.device("cpu")) == ev.max_batch
     with pytest.raises(ValueError, match="max_batch"):
         LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), max_batch=0)
+
+
+def test_run_setting_max_batch_auto():
+    from qd.run import RunConfig, parse_overrides
+
+    config = parse_overrides(RunConfig(algorithm="ns", env="hardmaze", out="x"), ["max_batch=auto"])
+    assert config.max_batch == "auto"
+    with pytest.raises(ValueError, match="max_batch"):
+        parse_overrides(RunConfig(algorithm="ns", env="hardmaze", out="x"), ["max_batch=lots"])
