@@ -192,7 +192,10 @@ class Run:
                 compile=config.compile,
             )
         config_cls, algo_cls = lookup(config.algorithm)
-        self.algo_config = config_cls(**config.algorithm_config)
+        settings = dict(config.algorithm_config)
+        if "budget" in {f.name for f in dataclasses.fields(config_cls)}:
+            settings.setdefault("budget", config.budget)
+        self.algo_config = config_cls(**settings)
         self.space = make_space(self.algo_config.space, self.env.spec)
         self.algorithm = algo_cls(
             self.algo_config,
@@ -267,7 +270,8 @@ class Run:
                 metrics_file.write(json.dumps(line) + "\n")
                 metrics_file.flush()
                 bar.update(line)
-                if self.evaluations - last_ckpt >= cfg.checkpoint_every:
+                ready = getattr(self.algorithm, "ready_for_checkpoint", lambda: True)()
+                if self.evaluations - last_ckpt >= cfg.checkpoint_every and ready:
                     metrics_file.flush()
                     os.fsync(metrics_file.fileno())
                     self.save_checkpoint()

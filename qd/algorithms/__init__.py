@@ -9,9 +9,11 @@ naming the behaviour space it searches in.
 from __future__ import annotations
 
 from qd.algorithms.ns import NoveltySearch, NSConfig
+from qd.algorithms.serene import Serene, SereneConfig
 
 ALGORITHMS: dict[str, tuple[type, type]] = {
     "ns": (NSConfig, NoveltySearch),
+    "serene": (SereneConfig, Serene),
 }
 
 

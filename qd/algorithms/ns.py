@@ -129,8 +129,19 @@ class NoveltySearch:
             genomes = genomes[: max(0, int(max_count))]
         return genomes.to(self.device)
 
-    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
-        """Score the evaluated genomes, feed the archive and select the next population."""
+    def tell(
+        self,
+        genomes: torch.Tensor,
+        outcomes: Outcomes,
+        descriptors: torch.Tensor,
+        *,
+        extra_reference: torch.Tensor | None = None,
+    ) -> dict:
+        """Score the evaluated genomes, feed the archive and select the next population.
+
+        ``extra_reference`` descriptors (e.g. SERENE's reward archive) join the novelty
+        reference set.
+        """
         genomes = genomes.to(self.device)
         descriptors = descriptors.to(self.device, torch.float32)
         rows = {
@@ -146,9 +157,12 @@ class NoveltySearch:
         n_pop = 0 if first else len(self.population)
         n_archive = len(self.archive)
         # Novelty of population + offspring against archive + population + offspring.
+        reference = union["measures"]
+        if extra_reference is not None and len(extra_reference):
+            reference = torch.cat([reference, extra_reference.to(self.device, torch.float32)], 0)
         novelty = self.archive.novelty(
             union["measures"],
-            reference=union["measures"],
+            reference=reference,
             self_index=n_archive + torch.arange(len(union["measures"]), device=self.device),
         )
         self.archive.add(

@@ -144,6 +144,35 @@ class ElitistEmitters:
         """Best genome ``[E, D]`` and reward ``[E]`` of every emitter."""
         return self.parents[:, 0], self.parent_rewards[:, 0]
 
+    def subset(self, keep: torch.Tensor) -> ElitistEmitters:
+        """A new batch with the emitters where ``keep`` is True (same generator, copies)."""
+        other = ElitistEmitters.__new__(ElitistEmitters)
+        other.config, other.generator, other.generations = (
+            self.config,
+            self.generator,
+            self.generations,
+        )
+        other.ancestors, other.sigmas = self.ancestors[keep], self.sigmas[keep]
+        other.parents, other.parent_rewards = self.parents[keep], self.parent_rewards[keep]
+        other.history = [h[keep] for h in self.history]
+        return other
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, torch.Tensor],
+        config: EmitterConfig,
+        generator: torch.Generator,
+        generations: int,
+    ) -> ElitistEmitters:
+        """Rebuild from ``ancestors``, ``sigmas``, ``parents``, ``parent_rewards``, ``history``."""
+        other = cls.__new__(cls)
+        other.config, other.generator, other.generations = config, generator, generations
+        other.ancestors, other.sigmas = state["ancestors"], state["sigmas"]
+        other.parents, other.parent_rewards = state["parents"], state["parent_rewards"]
+        other.history = list(state["history"].unbind(1))
+        return other
+
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the emitters where ``keep`` ``[E]`` is True."""
         self.ancestors = self.ancestors[keep]

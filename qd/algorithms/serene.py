@@ -1,0 +1,503 @@
+"""SERENE (Paolo et al., GECCO 2021): Novelty Search explores, reward emitters exploit.
+
+A meta-scheduler alternates chunks of ``chunk_size`` (1,000) evaluations between exploration
+(the Novelty Search of :mod:`qd.algorithms.ns`, whose novelty reference set also holds the
+reward archive) and exploitation (emitters). Any rewarding NS offspring joins the reward
+archive and becomes an emitter *candidate*.
+
+Exploitation chunk:
+1. Bootstrapping: candidates, most novel first (novelty of their descriptor w.r.t. the reward
+   archive), each get an elitist (6 + 12) emitter for 6 + 5 x 12 = 66 evaluations; several
+   candidates are bootstrapped together as one batch (``qd.emitters.ElitistEmitters``) while
+   more than a third of the chunk is left. A candidate becomes an active emitter iff its
+   improvement (mean reward of the last 3 generations minus the first 3, floored at 0) is > 0.
+2. Then an emitter is picked uniformly at random from the first Pareto front of (novelty of its
+   ancestor w.r.t. the reward archive, improvement) and run generation after generation until
+   the chunk is spent or it stagnates (W = int(20 D / mu + 120) generations; first vs last 20).
+The reward archive receives each emitter's first rewarding best, every new best, and its
+ancestor when it stops; the novelty archive receives, from every stopped emitter, 5 random
+individuals of its buffer of individuals more novel (w.r.t. the NS reference set) than its most
+novel one so far. A chunk with nothing to exploit costs nothing.
+
+Checkpoints are taken at chunk boundaries (``ready_for_checkpoint``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from qd.algorithms.ns import NoveltySearch, NSConfig
+from qd.archive import Archive, InsertionRule
+from qd.emitters import (
+    ElitistEmitters,
+    EmitterConfig,
+    improvement,
+    initial_sigma,
+    stagnated,
+    stagnation_window,
+)
+from qd.emitters.schedulers import EXPLOIT, EXPLORE, SCHEDULERS, TimeDecaying, chunk_reward
+from qd.evaluation import Outcomes
+
+_ROW_FIELDS = ("solution", "objective", "measures", "ground_truth", "reward_area")
+
+
+@dataclass
+class SereneConfig(NSConfig):
+    """SERENE settings: the NS fields plus the emitter and scheduler ones (papers' defaults).
+
+    Attributes:
+        chunk_size: evaluations per exploration or exploitation chunk.
+        scheduler: ``alternating``, ``fixed``, ``time`` or ``ucb``.
+        budget: total evaluations (used by the ``time`` scheduler and W).
+        emitter_mu: emitter parents.
+        emitter_offspring_per_parent: emitter children per parent.
+        bootstrap_generations: emitter generations after the initial one while bootstrapping.
+        emitter_archive_add: buffer individuals archived when an emitter stops.
+    """
+
+    chunk_size: int = 1000
+    scheduler: str = "alternating"
+    budget: int = 500_000
+    emitter_mu: int = 6
+    emitter_offspring_per_parent: int = 2
+    bootstrap_generations: int = 5
+    emitter_archive_add: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(
+                f"scheduler must be one of {sorted(SCHEDULERS)}, got {self.scheduler!r}"
+            )
+        if self.chunk_size <= 0:
+            raise ValueError("chunk_size must be > 0")
+
+
+@dataclass
+class _Emitter:
+    """One active emitter and what SERENE tracks about it."""
+
+    search: ElitistEmitters  # a batch of one
+    ancestor: dict  # row of the ancestor (tensors)
+    improvement: float
+    best: float
+    most_novel: float = -float("inf")
+    buffer: list = field(default_factory=list)  # rows more novel than most_novel at the time
+
+
+def _rows(outcomes: Outcomes, genomes, descriptors, device) -> dict[str, torch.Tensor]:
+    return {
+        "solution": genomes.to(device, torch.float32),
+        "objective": outcomes.fitness.to(device),
+        "measures": descriptors.to(device, torch.float32),
+        "ground_truth": outcomes.descriptor.to(device),
+        "reward_area": outcomes.reward_area.to(device),
+    }
+
+
+def _take(rows: dict, index) -> dict:
+    return {k: v[index] for k, v in rows.items()}
+
+
+def _cat(parts: list[dict]) -> dict:
+    return {k: torch.cat([p[k] for p in parts], 0) for k in parts[0]}
+
+
+def pareto_front(objectives: torch.Tensor) -> torch.Tensor:
+    """Indices of the non-dominated rows of ``objectives [N, M]`` (maximisation)."""
+    ge = (objectives[:, None, :] >= objectives[None, :, :]).all(-1)
+    gt = (objectives[:, None, :] > objectives[None, :, :]).any(-1)
+    dominated = (ge & gt).any(0)  # row j dominated by some i
+    return torch.nonzero(~dominated).flatten()
+
+
+class Serene:
+    """Ask/tell SERENE over genomes ``[B, D]`` (see the module docstring)."""
+
+    name = "serene"
+
+    def __init__(
+        self,
+        config: SereneConfig,
+        *,
+        genome_size: int,
+        measure_dim: int,
+        env_spec: dict,
+        device="cpu",
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.genome_size = genome_size
+        self.ns = NoveltySearch(
+            config,
+            genome_size=genome_size,
+            measure_dim=measure_dim,
+            env_spec=env_spec,
+            device=device,
+            seed=seed,
+        )
+        self.reward_archive = Archive(
+            solution_dim=genome_size,
+            measure_dim=measure_dim,
+            ground_truth_dim=env_spec["descriptor_size"],
+            k_neighbors=config.k_neighbors,
+            insertion=InsertionRule("all"),
+            device=device,
+            env_spec=env_spec,
+            seed=seed + 3,
+            name="reward",
+        )
+        self.generator = torch.Generator().manual_seed(seed + 4)
+        self.emitter_config = EmitterConfig(
+            mu=config.emitter_mu,
+            offspring_per_parent=config.emitter_offspring_per_parent,
+            genome_low=config.genome_low,
+            genome_high=config.genome_high,
+        )
+        self.window = stagnation_window(genome_size, config.emitter_mu)
+        sched = SCHEDULERS[config.scheduler]
+        if sched is TimeDecaying:
+            self.scheduler = sched(config.budget, seed=seed)
+        elif config.scheduler == "fixed":
+            self.scheduler = sched(seed=seed)
+        else:
+            self.scheduler = sched()
+        self.candidates: dict | None = None
+        self.emitters: list[_Emitter] = []
+        self.phase: str | None = None
+        self.chunk_used = 0
+        self.chunk_start_count = 0
+        self.chunk_ran = False
+        self.evaluations = 0
+        self._stage: tuple | None = None  # ("explore",) | ("bootstrap", ...) | ("run", i)
+        self._last_offspring = torch.zeros(0, genome_size, device=self.device)
+        self.n_areas = int(env_spec.get("reward_areas", 0))
+        self.emitter_evaluations = 0
+
+    @property
+    def archives(self) -> dict[str, Archive]:
+        return {**self.ns.archives, "reward": self.reward_archive}
+
+    def _n_candidates(self) -> int:
+        return 0 if self.candidates is None else len(self.candidates["solution"])
+
+    def _reward_novelty(self, descriptors: torch.Tensor) -> torch.Tensor:
+        return self.reward_archive.novelty(descriptors)
+
+    # -- planning ----------------------------------------------------------------------------
+    def _start_chunk(self) -> None:
+        self.phase = self.scheduler.choose()
+        self.chunk_used = 0
+        self.chunk_ran = False
+        self.chunk_start_count = self._n_candidates() + len(self.emitters)
+        if self.phase == EXPLOIT and not (self._n_candidates() or self.emitters):
+            self._end_chunk()  # nothing to exploit: the chunk costs nothing (reward -1)
+            self.phase = self.scheduler.choice = EXPLORE
+            self.chunk_used = 0
+
+    def _end_chunk(self) -> None:
+        count = self._n_candidates() + len(self.emitters)
+        reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)
+        self.scheduler.update(
+            reward=reward, emitters_available=count > 0, evaluations=self.evaluations
+        )
+        self.phase = None
+
+    def ask(self, max_count: int | None = None) -> torch.Tensor:
+        """Next genomes: an NS generation, a bootstrap generation or an emitter generation."""
+        if self.phase is None:
+            self._start_chunk()
+        if self.phase == EXPLORE:
+            self._stage = ("explore",)
+            return self.ns.ask(max_count)
+        remaining = self.config.chunk_size - self.chunk_used
+        per_candidate = self.emitter_config.mu * (
+            1 + self.emitter_config.offspring_per_parent * self.config.bootstrap_generations
+        )
+        if self._stage is not None and self._stage[0] == "bootstrap":
+            genomes = self._stage[1].ask().flatten(0, 1)
+        elif self._n_candidates() and remaining > self.config.chunk_size // 3:
+            count = min(
+                self._n_candidates(),
+                max(1, (remaining - self.config.chunk_size // 3) // per_candidate),
+            )
+            order = torch.sort(
+                self._reward_novelty(self.candidates["measures"]), descending=True, stable=True
+            ).indices
+            chosen, rest = order[:count], order[count:]
+            ancestors = _take(self.candidates, chosen)
+            self.candidates = _take(self.candidates, rest) if len(rest) else None
+            others = torch.cat([self.ns.population.genomes, self._last_offspring])
+            sigmas = initial_sigma(
+                ancestors["solution"], others, fallback=self.emitter_config.min_sigma
+            )
+            batch = ElitistEmitters(
+                ancestors["solution"].cpu(), sigmas.cpu(), self.emitter_config, self.generator
+            )
+            self._stage = ("bootstrap", batch, ancestors, 0)
+            genomes = batch.initial().flatten(0, 1)
+        elif self.emitters:
+            index = self._choose_emitter()
+            self._stage = ("run", index)
+            genomes = self.emitters[index].search.ask().flatten(0, 1)
+        else:
+            self._end_chunk()
+            return self.ask(max_count)
+        if max_count is not None:
+            genomes = genomes[: max(0, int(max_count))]
+        return genomes.to(self.device)
+
+    def _choose_emitter(self) -> int:
+        ancestors = torch.stack([e.ancestor["measures"] for e in self.emitters])
+        novelty = self._reward_novelty(ancestors).cpu()
+        improvements = torch.tensor([e.improvement for e in self.emitters])
+        front = pareto_front(torch.stack([novelty, improvements], 1))
+        pick = torch.randint(len(front), (1,), generator=self.generator)
+        return int(front[pick])
+
+    # -- telling -----------------------------------------------------------------------------
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
+        """Route the evaluated genomes to NS or the emitters."""
+        rows = _rows(outcomes, genomes, descriptors, self.device)
+        count = len(genomes)
+        self.evaluations += count
+        self.chunk_used += count
+        stage = self._stage
+        info: dict = {}
+        if stage[0] == "explore":
+            info = self.ns.tell(
+                genomes, outcomes, descriptors, extra_reference=self.reward_archive.descriptors
+            )
+            self._last_offspring = rows["solution"]
+            self._new_candidates(rows)
+        else:
+            self.chunk_ran = True
+            self.emitter_evaluations += count
+            if stage[0] == "bootstrap":
+                self._tell_bootstrap(stage, rows)
+            else:
+                self._tell_run(stage[1], rows)
+        if self.phase == EXPLORE and self.chunk_used >= self.config.chunk_size:
+            self._end_chunk()
+        elif (
+            self.phase == EXPLOIT
+            and self._stage is None
+            and (self.chunk_used >= self.config.chunk_size)
+        ):
+            self._end_chunk()
+        return {
+            **info,
+            "phase": stage[0],
+            "candidates": self._n_candidates(),
+            "active_emitters": len(self.emitters),
+            "reward_archive_size": len(self.reward_archive),
+            "emitter_evaluations": self.emitter_evaluations,
+        }
+
+    def _new_candidates(self, rows: dict) -> None:
+        rewarding = torch.nonzero(rows["objective"] > 0).flatten()
+        if not len(rewarding):
+            return
+        new = _take(rows, rewarding)
+        self.reward_archive.add(
+            new["solution"],
+            new["objective"],
+            new["measures"],
+            novelty=torch.zeros(len(rewarding)),
+            ground_truth=new["ground_truth"],
+            reward_area=new["reward_area"],
+        )
+        self.candidates = new if self.candidates is None else _cat([self.candidates, new])
+
+    def _padded_rewards(self, rows: dict, shape: tuple[int, int]) -> torch.Tensor:
+        rewards = torch.full((shape[0] * shape[1],), -float("inf"))
+        rewards[: len(rows["objective"])] = rows["objective"].cpu()
+        return rewards.view(shape)
+
+    def _tell_bootstrap(self, stage: tuple, rows: dict) -> None:
+        _, batch, ancestors, generation = stage
+        n = len(batch)
+        before = batch.parent_rewards.max(1).values
+        if generation == 0:
+            rewards = self._padded_rewards(rows, (n, self.emitter_config.mu))
+            batch.tell_initial(rewards)
+        else:
+            rewards = self._padded_rewards(rows, (n, self.emitter_config.lam))
+            offspring = rows["solution"].cpu()
+            full = torch.zeros(n * self.emitter_config.lam, self.genome_size)
+            full[: len(offspring)] = offspring
+            batch.tell(full.view(n, self.emitter_config.lam, -1), rewards)
+        self._archive_new_bests(rows, rewards, before, batch.parent_rewards.max(1).values)
+        if generation < self.config.bootstrap_generations:
+            self._stage = ("bootstrap", batch, ancestors, generation + 1)
+            return
+        gains = improvement(batch.reward_history())
+        best = batch.best()[1]
+        for i in torch.nonzero(gains > 0).flatten().tolist():
+            keep = torch.zeros(n, dtype=torch.bool)
+            keep[i] = True
+            single = batch.subset(keep)
+            self.emitters.append(
+                _Emitter(single, _take(ancestors, i), float(gains[i]), float(best[i]))
+            )
+        self._stage = None
+
+    def _archive_new_bests(
+        self, rows: dict, rewards: torch.Tensor, before: torch.Tensor, after: torch.Tensor
+    ) -> None:
+        """Each emitter's first rewarding best and every new best join the reward archive.
+
+        ``rewards [E, k]`` are this generation's rewards (rows in the same order),
+        ``before``/``after`` the emitters' best rewards around the selection.
+        """
+        improved = (after > before) & (after > 0)
+        if not improved.any():
+            return
+        k = rewards.shape[1]
+        index = torch.nonzero(improved).flatten() * k + rewards.argmax(1)[improved]
+        index = index[index < len(rows["objective"])].to(self.device)
+        if len(index):
+            new = _take(rows, index)
+            self.reward_archive.add(
+                new["solution"],
+                new["objective"],
+                new["measures"],
+                novelty=torch.zeros(len(index)),
+                ground_truth=new["ground_truth"],
+                reward_area=new["reward_area"],
+            )
+
+    def _tell_run(self, index: int, rows: dict) -> None:
+        emitter = self.emitters[index]
+        lam = self.emitter_config.lam
+        offspring = torch.zeros(lam, self.genome_size)
+        offspring[: len(rows["solution"])] = rows["solution"].cpu()
+        before = emitter.search.parent_rewards.max(1).values
+        rewards = self._padded_rewards(rows, (1, lam))
+        emitter.search.tell(offspring[None], rewards)
+        self._archive_new_bests(rows, rewards, before, emitter.search.parent_rewards.max(1).values)
+        # buffer of individuals more novel (w.r.t. the NS reference set) than the most novel yet
+        ns_ref = torch.cat([self.ns.population.descriptors, self.reward_archive.descriptors])
+        novelty = self.ns.archive.novelty(rows["measures"], reference=ns_ref).cpu()
+        for i in torch.nonzero(novelty > emitter.most_novel).flatten().tolist():
+            emitter.buffer.append(_take(rows, slice(i, i + 1)))
+        emitter.most_novel = max(emitter.most_novel, float(novelty.max()))
+        emitter.best = max(emitter.best, float(emitter.search.best()[1][0]))
+        if stagnated(emitter.search.reward_history(), self.window)[0]:
+            self._terminate(index)
+        self._stage = None
+
+    def _terminate(self, index: int) -> None:
+        emitter = self.emitters.pop(index)
+        a = emitter.ancestor
+        self.reward_archive.add(
+            a["solution"][None],
+            a["objective"][None],
+            a["measures"][None],
+            novelty=torch.zeros(1),
+            ground_truth=a["ground_truth"][None],
+            reward_area=a["reward_area"][None],
+        )
+        if emitter.buffer:
+            buffer = _cat(emitter.buffer)
+            pick = torch.randperm(len(buffer["solution"]), generator=self.generator)
+            chosen = _take(buffer, pick[: self.config.emitter_archive_add].to(self.device))
+            self.ns.archive.add(
+                chosen["solution"],
+                chosen["objective"],
+                chosen["measures"],
+                novelty=torch.zeros(len(chosen["solution"])),
+                ground_truth=chosen["ground_truth"],
+                reward_area=chosen["reward_area"],
+            )
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def ready_for_checkpoint(self) -> bool:
+        """Only between chunks (no bootstrap or emitter generation in flight)."""
+        return self.phase is None
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume at a chunk boundary (archives are saved separately)."""
+        tensors = {f"ns.{k}": v for k, v in self.ns.state_dict()["tensors"].items()}
+        tensors["generator"] = self.generator.get_state()
+        tensors["last_offspring"] = self._last_offspring.cpu()
+        if self.candidates is not None:
+            tensors.update({f"candidates.{k}": v.cpu() for k, v in self.candidates.items()})
+        emitters_meta = []
+        for i, e in enumerate(self.emitters):
+            s = e.search
+            tensors.update(
+                {
+                    f"emitter{i}.ancestors": s.ancestors,
+                    f"emitter{i}.sigmas": s.sigmas,
+                    f"emitter{i}.parents": s.parents,
+                    f"emitter{i}.parent_rewards": s.parent_rewards,
+                    f"emitter{i}.history": s.reward_history(),
+                }
+            )
+            tensors.update({f"emitter{i}.ancestor.{k}": v.cpu() for k, v in e.ancestor.items()})
+            if e.buffer:
+                tensors.update(
+                    {f"emitter{i}.buffer.{k}": v.cpu() for k, v in _cat(e.buffer).items()}
+                )
+            emitters_meta.append(
+                {
+                    "improvement": e.improvement,
+                    "best": e.best,
+                    "most_novel": e.most_novel,
+                    "generations": s.generations,
+                    "buffer": len(e.buffer),
+                }
+            )
+        meta = {
+            "ns": self.ns.state_dict()["meta"],
+            "config": asdict(self.config),
+            "scheduler": self.scheduler.state_dict(),
+            "emitters": emitters_meta,
+            "evaluations": self.evaluations,
+            "emitter_evaluations": self.emitter_evaluations,
+        }
+        return {"tensors": tensors, "meta": meta}
+
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        """Restore from :meth:`state_dict` and loaded archives."""
+        t, meta = state["tensors"], state["meta"]
+        self.ns.load_state_dict(
+            {
+                "tensors": {k[3:]: v for k, v in t.items() if k.startswith("ns.")},
+                "meta": meta["ns"],
+            },
+            archives,
+        )
+        self.reward_archive = archives["reward"]
+        self.generator.set_state(t["generator"])
+        self._last_offspring = t["last_offspring"].to(self.device)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.evaluations = meta["evaluations"]
+        self.emitter_evaluations = meta["emitter_evaluations"]
+        names = [k.split(".", 1)[1] for k in t if k.startswith("candidates.")]
+        self.candidates = (
+            {n: t[f"candidates.{n}"].to(self.device) for n in names} if names else None
+        )
+        self.emitters = []
+        for i, m in enumerate(meta["emitters"]):
+            fields = ("ancestors", "sigmas", "parents", "parent_rewards", "history")
+            search = ElitistEmitters.from_state(
+                {f: t[f"emitter{i}.{f}"] for f in fields},
+                self.emitter_config,
+                self.generator,
+                m["generations"],
+            )
+            ancestor = {f: t[f"emitter{i}.ancestor.{f}"].to(self.device) for f in _ROW_FIELDS}
+            buffer = []
+            if m["buffer"]:
+                rows = {f: t[f"emitter{i}.buffer.{f}"].to(self.device) for f in _ROW_FIELDS}
+                buffer = [_take(rows, slice(j, j + 1)) for j in range(m["buffer"])]
+            self.emitters.append(
+                _Emitter(search, ancestor, m["improvement"], m["best"], m["most_novel"], buffer)
+            )
+        self.phase, self._stage = None, None
