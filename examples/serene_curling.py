@@ -1,0 +1,29 @@
+"""SERENE on Curling through the run API (what `qd run serene --env curling` does).
+
+    python examples/serene_curling.py --budget 20000 --out runs/serene-curling-example
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from qd.report import format_summary, summary
+from qd.run import RunConfig, start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheduler", default="alternating",
+                        choices=["alternating", "fixed", "time", "ucb"])
+    parser.add_argument("--out", default="runs/serene-curling-example")
+    args = parser.parse_args()
+    config = RunConfig(algorithm="serene", env="curling", out=args.out, budget=args.budget,
+                       seed=args.seed, algorithm_config={"scheduler": args.scheduler})
+    folder = start(config)
+    print(format_summary(summary(folder)))
+
+
+if __name__ == "__main__":
+    main()
