@@ -358,7 +358,7 @@ class RayEvaluator:
         seed: int = 0,
         threads: int = 1,
         retries: int = 3,
-        start_timeout: float = 120.0,
+        start_timeout: float = 300.0,
     ) -> None:
         if workers <= 0:
             raise ValueError(f"workers must be > 0, got {workers}")
