@@ -39,7 +39,7 @@ def rollout_throughput(
     dev = resolve_device(device)
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)
-    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
+    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size, env=env.spec.name))
     evaluator = LocalEvaluator(
         env,
         policy,
@@ -185,7 +185,7 @@ def ray_scaling(
 
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)
-    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
+    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size, env=env.spec.name))
     gen = torch.Generator().manual_seed(seed)
     genomes = torch.randn(batch, policy.genome_size, generator=gen).clamp(-5, 5)
 

@@ -143,10 +143,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     run = Path(args.run)
     archive, _ = open_archive(run, args.archive)
     env = env_of(run, archive)
-    seed = read_config(run)["seed"] if run.is_dir() else 0
+    config = read_config(run) if run.is_dir() else {}
+    seed = config.get("seed", 0)
     index = choose_index(archive, index=args.index, best=args.best, area=args.area)
     result = replay(
-        archive, env, index, seed=seed, device=args.device, frames=args.frames if args.gif else 0
+        archive,
+        env,
+        index,
+        seed=seed,
+        device=args.device,
+        frames=args.frames if args.gif else 0,
+        hidden=config.get("policy_hidden"),
     )
     out = args.out or _default_out(args.run, f"replay-{index}.png")
     plot_paths(
@@ -236,9 +243,11 @@ def cmd_evolvability(args: argparse.Namespace) -> int:
     else:
         gen = torch.Generator().manual_seed(args.seed)
         indices = torch.randperm(len(archive), generator=gen)[: args.sample].tolist()
-    sigma = 0.05
+    sigma, hidden = 0.05, None
     if Path(args.run).is_dir():
-        sigma = read_config(args.run).get("algorithm_config", {}).get("sigma", sigma)
+        config = read_config(args.run)
+        sigma = config.get("algorithm_config", {}).get("sigma", sigma)
+        hidden = config.get("policy_hidden")
     rows = evolvability(
         archive.genomes[indices],
         env,
@@ -246,6 +255,7 @@ def cmd_evolvability(args: argparse.Namespace) -> int:
         sigma=sigma,
         seed=args.seed,
         device=args.device,
+        hidden=hidden,
     )
     for i, row in zip(indices, rows, strict=True):
         row["index"] = i

@@ -222,7 +222,7 @@ class LocalEvaluator:
             return self._eager_step
         if self._compiled is None:
             mode = self.compile_mode or "default"
-            compiled = torch.compile(self._eager_step, mode=mode, dynamic=False)
+            compiled = torch.compile(self._eager_step, mode=mode)
             if mode == "reduce-overhead":
 
                 def step(layers, state):

@@ -27,9 +27,11 @@ def evolvability(
     high: float = 5.0,
     seed: int = 0,
     device: str = "cpu",
+    hidden: list[int] | None = None,
 ) -> list[dict]:
     """Coverage and uniformity of the mutants' descriptors, one dict per genome ``[N, D]``."""
-    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
+    sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
+    policy = SereneMLP(sizes)
     evaluator = LocalEvaluator(env, policy, device=device, seed=seed)
     spec = env.spec.to_dict()
     n_cells = math.prod(spec["grid_shape"])

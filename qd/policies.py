@@ -176,6 +176,23 @@ def make_policy(kind: str, sizes: tuple[int, ...] | list[int], **options) -> Bat
     return POLICIES[kind](sizes, **options)
 
 
-def serene_sizes(obs_size: int, action_size: int, hidden: tuple[int, ...] = (5, 5)) -> tuple:
-    """Layer sizes of the SERENE policy for an env (hidden layers of 5 by default)."""
+PAPER_HIDDEN: dict[str, tuple[int, ...]] = {
+    "hardmaze": (5, 5),  # 5 -> 5 -> 5 -> 2: 63 genes
+    "curling": (5, 5, 5),  # 6 -> 5 -> 5 -> 5 -> 2: 94 genes
+    "redundant-arm": (5, 5),  # 20 -> 5 -> 5 -> 20: 228 genes
+}
+"""Hidden layers of the SERENE-family policy per environment, as in the papers."""
+
+
+def serene_sizes(
+    obs_size: int,
+    action_size: int,
+    hidden: tuple[int, ...] | list[int] | None = None,
+    *,
+    env: str | None = None,
+) -> tuple:
+    """Layer sizes of the SERENE policy: ``hidden`` if given, else the papers' hidden layers
+    for ``env`` (:data:`PAPER_HIDDEN`), else two hidden layers of 5."""
+    if hidden is None:
+        hidden = PAPER_HIDDEN.get(env or "", (5, 5))
     return (obs_size, *hidden, action_size)

@@ -61,9 +61,11 @@ def replay(
     device: str = "cpu",
     path_points: int = 200,
     frames: int = 0,
+    hidden: list[int] | None = None,
 ) -> Replay:
-    """Re-evaluate row ``index`` of ``archive`` in ``env`` (same seed as the run)."""
-    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size))
+    """Re-evaluate row ``index`` of ``archive`` in ``env`` (same seed and policy as the run)."""
+    sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
+    policy = SereneMLP(sizes)
     evaluator = LocalEvaluator(env, policy, device=device, seed=seed)
     genome = archive.genomes[index : index + 1].to(torch.float32)
     out = evaluator.evaluate(genome, path=path_points, frames=frames)

@@ -53,7 +53,18 @@ def summary(folder: str | Path) -> dict:
     config = read_config(folder)
     metrics = read_metrics(folder)
     last = metrics[-1] if metrics else {}
-    archives = {name: len(Archive.load(path)) for name, path in archive_files(folder).items()}
+    files = archive_files(folder)
+    archives = {name: len(Archive.load(path)) for name, path in files.items()}
+    emitters = {
+        k: last[k]
+        for k in (
+            "active_emitters",
+            "candidates",
+            "emitter_evaluations",
+            "emitter_evaluations_per_area",
+        )
+        if k in last
+    }
     return {
         "run": str(folder),
         "algorithm": config["algorithm"],
@@ -70,6 +81,8 @@ def summary(folder: str | Path) -> dict:
         "max_reward": last.get("max_reward", []),
         "wall_time_s": last.get("wall_time_s", 0.0),
         "rollout_time_s": last.get("rollout_time_s", 0.0),
+        **({"reward_archive": _reward_table(files)} if "reward" in files else {}),
+        **({"emitters": emitters} if emitters else {}),
         "versions": {
             "qdtorch": __version__,
             "run_written_by": config.get("qdtorch_version"),
@@ -78,6 +91,10 @@ def summary(folder: str | Path) -> dict:
             "python": platform.python_version(),
         },
     }
+
+
+def _reward_table(files: dict[str, Path]) -> dict[str, dict]:
+    return per_area(Archive.load(files["reward"]))
 
 
 def format_summary(info: dict) -> str:
@@ -103,6 +120,28 @@ def format_summary(info: dict) -> str:
         ("QD-score", f"{info['qd_score']:.3f}"),
         ("max reward", rewards),
         ("wall time", f"{info['wall_time_s']:.1f} s ({info['rollout_time_s']:.1f} s in rollouts)"),
+    ]
+    emitters = info.get("emitters", {})
+    if emitters:
+        rows.append(
+            (
+                "emitters",
+                f"{emitters.get('active_emitters', 0)} active, "
+                f"{emitters.get('candidates', 0)} candidates, "
+                f"{emitters.get('emitter_evaluations', 0)} evaluations",
+            )
+        )
+    spent = emitters.get("emitter_evaluations_per_area", [])
+    for area, row in info.get("reward_archive", {}).items():
+        evals = f", emitter evaluations {spent[int(area)]}" if int(area) < len(spent) else ""
+        rows.append(
+            (
+                f"reward area {area}",
+                f"{row['individuals']} in reward archive, best {row['max_reward']:.3f} "
+                f"(#{row['best_index']}), mean {row['mean_reward']:.3f}{evals}",
+            )
+        )
+    rows += [
         ("versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items())),
     ]
     width = max(len(k) for k, _ in rows)
@@ -189,16 +228,29 @@ def open_archive(target: str | Path, name: str = "novelty") -> tuple[Archive, Pa
     return Archive.load(files[name]), files[name]
 
 
+def per_area(archive: Archive) -> dict[str, dict]:
+    """Per reward area of the archive's env: individuals, best and mean reward, best's index."""
+    objective = archive.objectives
+    areas = archive.field("reward_area")
+    table = {}
+    for area in range(int(archive.env_spec.get("reward_areas", 0))):
+        index = torch.nonzero(areas == area).flatten()
+        inside = objective[index]
+        table[str(area)] = {
+            "individuals": int(index.numel()),
+            "max_reward": float(inside.max()) if index.numel() else 0.0,
+            "mean_reward": float(inside.mean()) if index.numel() else 0.0,
+            "best_index": int(index[inside.argmax()]) if index.numel() else None,
+        }
+    return table
+
+
 def archive_summary(path: str | Path) -> dict:
     """Summary of a single archive file."""
     archive = Archive.load(path)
     objective = archive.objectives
-    areas = archive.field("reward_area")
     spec = archive.env_spec
-    best = {}
-    for area in range(int(spec.get("reward_areas", 0))):
-        inside = objective[areas == area]
-        best[str(area)] = float(inside.max()) if inside.numel() else 0.0
+    best = {area: row["max_reward"] for area, row in per_area(archive).items()}
     from qd.metrics import coverage_of
 
     cov = coverage_of(archive.field("ground_truth"), spec) if spec.get("grid_shape") else None

@@ -59,6 +59,8 @@ class RunConfig:
         workers: Ray actors (``ray`` evaluator).
         address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
         compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
+        policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
+            env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
     """
 
     algorithm: str
@@ -77,6 +79,7 @@ class RunConfig:
     workers: int = 2
     address: str | None = None
     compile: bool = False
+    policy_hidden: list[int] | None = None
 
     def validate(self) -> None:
         """Raise ValueError/KeyError for bad settings (before anything is written)."""
@@ -168,7 +171,14 @@ class Run:
         self.device = resolve_device(config.device)
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
-        self.policy = SereneMLP(serene_sizes(self.env.spec.obs_size, self.env.spec.action_size))
+        self.policy = SereneMLP(
+            serene_sizes(
+                self.env.spec.obs_size,
+                self.env.spec.action_size,
+                config.policy_hidden,
+                env=self.env.spec.name,
+            )
+        )
         if config.evaluator == "ray":
             from qd.evaluation import RayEvaluator
 

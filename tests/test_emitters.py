@@ -70,3 +70,56 @@ def test_elitist_keeps_the_mu_best():
     rewards = torch.arange(12.0)[None] - 3  # -3 .. 8
     emitters.tell(offspring, rewards)
     assert emitters.parent_rewards[0].tolist() == [8.0, 7.0, 6.0, 5.0, 5.0, 4.0]
+
+
+def test_novelty_selecting_elitist_keeps_the_most_novel():
+    gen = torch.Generator().manual_seed(2)
+    # novelty = distance of the descriptor from the origin
+    emitters = ElitistEmitters(
+        torch.zeros(1, 2),
+        torch.tensor([1.0]),
+        EmitterConfig(),
+        gen,
+        novelty=lambda m: m.norm(dim=1),
+    )
+    first = emitters.initial()
+    emitters.tell_initial(torch.zeros(1, 6), measures=torch.zeros(1, 6, 1))
+    offspring = emitters.ask()
+    rewards = torch.arange(12.0)[None]  # reward rises with the index...
+    measures = (11 - torch.arange(12.0)).view(1, 12, 1)  # ...novelty falls with it
+    emitters.tell(offspring, rewards, measures)
+    # parents = the six most novel offspring (indices 0..5), not the six most rewarding
+    assert torch.equal(emitters.parents[0], offspring[0, :6])
+    assert emitters.parent_rewards[0].tolist() == [0, 1, 2, 3, 4, 5]
+    # the best individual is tracked by reward whatever the selection
+    genome, reward = emitters.best()
+    assert reward.item() == 11 and torch.equal(genome[0], offspring[0, 11])
+    assert first.shape == (1, 6, 2)
+
+
+def _sphere(x, target=1.0):
+    return -(x - target).pow(2).sum(-1)
+
+
+def test_cma_emitters_climb_and_checkpoint_exactly():
+    from qd.emitters import CMAEmitters
+
+    gen = torch.Generator().manual_seed(3)
+    config = EmitterConfig()
+    emitters = CMAEmitters(torch.zeros(3, 5), torch.tensor([0.3, 0.3, 0.3]), config, gen)
+    first = emitters.initial()
+    assert first.shape == (3, 6, 5)
+    emitters.tell_initial(_sphere(first))
+    start = emitters.best()[1].clone()
+    for _ in range(60):
+        offspring = emitters.ask()
+        assert offspring.shape == (3, 6, 5) and offspring.abs().max() <= 5
+        emitters.tell(offspring, _sphere(offspring))
+    assert (emitters.best()[1] > start + 1.0).all()  # from -5 to near 0
+    assert emitters.reward_history().shape == (3, 61)
+    # a state round trip continues exactly like the original (means, covariances, numpy RNG)
+    copy = CMAEmitters.from_state(emitters.state(), config, gen, emitters.generations)
+    a, b = emitters.ask(), copy.ask()
+    assert torch.equal(a, b)
+    single = emitters.subset(torch.tensor([False, True, False]))
+    assert len(single) == 1 and torch.equal(single.best()[0][0], emitters.best()[0][1])

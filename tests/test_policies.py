@@ -70,3 +70,15 @@ def test_wrong_genome_size_names_expected():
 def test_make_policy_unknown():
     with pytest.raises(KeyError, match="serene"):
         make_policy("nope", (1, 1))
+
+
+def test_paper_policy_sizes_per_env():
+    from qd.policies import serene_sizes
+
+    def genes(env, obs, act):
+        return SereneMLP(serene_sizes(obs, act, env=env)).genome_size
+
+    assert genes("hardmaze", 5, 2) == 63
+    assert genes("curling", 6, 2) == 94
+    assert genes("redundant-arm", 20, 20) == 228
+    assert serene_sizes(3, 1, [8], env="curling") == (3, 8, 1)  # explicit hidden layers win

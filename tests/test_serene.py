@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import pytest
 import torch
 
 import envs
@@ -17,11 +18,11 @@ def test_pareto_front():
     assert sorted(pareto_front(points).tolist()) == [0, 1, 2, 4]
 
 
-def _loop(budget, seed=0):
+def _loop(budget, seed=0, **options):
     env = envs.make("curling")
     policy = SereneMLP((6, 5, 5, 5, 2))
     serene = Serene(
-        SereneConfig(budget=budget),
+        SereneConfig(budget=budget, **options),
         genome_size=policy.genome_size,
         measure_dim=2,
         env_spec=env.spec.to_dict(),
@@ -35,6 +36,7 @@ def _loop(budget, seed=0):
         info = serene.tell(genomes, out, out.descriptor)
         used += len(genomes)
         phases.append((used, info["phase"], len(genomes)))
+        serene.last_info = info
     return serene, phases, used
 
 
@@ -53,14 +55,35 @@ def test_chunks_bootstrap_and_budget():
     assert all(p[2] == 12 for p in phases if p[1] == "run")
 
 
-def test_serene_run_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("emitter_type", ["novelty", "cma"])
+def test_other_emitter_types_run_and_account(emitter_type):
+    serene, phases, used = _loop(1900, chunk_size=600, emitter_type=emitter_type)
+    assert used == 1900
+    info = serene.last_info
+    kinds = [p[1] for p in phases]
+    assert "bootstrap" in kinds
+    boot = [p[2] for p in phases if p[1] == "bootstrap"]
+    n = boot[0] // 6
+    if emitter_type == "cma":  # population 6: 6 + 10 x 6 = 66 evaluations per candidate
+        assert boot[:11] == [6 * n] * 11
+    else:
+        assert boot[:6] == [6 * n] + [12 * n] * 5
+    # every emitter evaluation is charged to its ancestor's reward area (curling: 2 areas)
+    assert sum(info["emitter_evaluations_per_area"]) == info["emitter_evaluations"] > 0
+    assert info["emitter_evaluations"] == sum(p[2] for p in phases if p[1] != "explore")
+    assert info["scheduler_choice"] in ("explore", "exploit")
+
+
+@pytest.mark.parametrize("emitter_type", ["elitist", "cma"])
+def test_serene_run_resumes_exactly(tmp_path, emitter_type):
     def config(name):
         return RunConfig(
             algorithm="serene",
             env="curling",
             out=str(tmp_path / name),
-            budget=2600,
-            checkpoint_every=1000,
+            budget=1500,
+            checkpoint_every=400,
+            algorithm_config={"chunk_size": 400, "emitter_type": emitter_type},
         )
 
     ref = start(config("ref"), progress=False)
@@ -74,5 +97,6 @@ def test_serene_run_resumes_exactly(tmp_path):
         a = Archive.load(ref / "archive" / f"{name}.safetensors")
         b = Archive.load(cut / "archive" / f"{name}.safetensors")
         assert torch.equal(a.genomes, b.genomes) and torch.equal(a.objectives, b.objectives), name
+        assert a.genomes.shape[1] == 94  # the papers' 6 -> 5 -> 5 -> 5 -> 2 curling policy
     line = json.loads((ref / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"phase", "candidates", "active_emitters", "reward_archive_size"} <= set(line)

@@ -31,7 +31,7 @@ import torch
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.archive import Archive, InsertionRule
 from qd.emitters import (
-    ElitistEmitters,
+    EMITTER_TYPES,
     EmitterConfig,
     improvement,
     initial_sigma,
@@ -56,6 +56,10 @@ class SereneConfig(NSConfig):
         emitter_offspring_per_parent: emitter children per parent.
         bootstrap_generations: emitter generations after the initial one while bootstrapping.
         emitter_archive_add: buffer individuals archived when an emitter stops.
+        emitter_type: ``elitist`` (SERENE's (6 + 12) EA on reward), ``novelty`` (the same EA
+            selecting parents by novelty w.r.t. the NS reference set) or ``cma`` (CMA-ES on
+            reward, population 6, sigma0 = sigma_e, bounds [-5, 5]). Every type is bootstrapped
+            for the same number of evaluations (6 + 5 x 12 = 66).
     """
 
     chunk_size: int = 1000
@@ -65,6 +69,7 @@ class SereneConfig(NSConfig):
     emitter_offspring_per_parent: int = 2
     bootstrap_generations: int = 5
     emitter_archive_add: int = 5
+    emitter_type: str = "elitist"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,13 +79,17 @@ class SereneConfig(NSConfig):
             )
         if self.chunk_size <= 0:
             raise ValueError("chunk_size must be > 0")
+        if self.emitter_type not in EMITTER_TYPES:
+            raise ValueError(
+                f"emitter_type must be one of {sorted(EMITTER_TYPES)}, got {self.emitter_type!r}"
+            )
 
 
 @dataclass
 class _Emitter:
     """One active emitter and what SERENE tracks about it."""
 
-    search: ElitistEmitters  # a batch of one
+    search: object  # an emitter batch of one (qd.emitters.EMITTER_TYPES)
     ancestor: dict  # row of the ancestor (tensors)
     improvement: float
     best: float
@@ -177,6 +186,33 @@ class Serene:
         self._last_offspring = torch.zeros(0, genome_size, device=self.device)
         self.n_areas = int(env_spec.get("reward_areas", 0))
         self.emitter_evaluations = 0
+        self.area_evaluations = torch.zeros(self.n_areas, dtype=torch.long)
+        self.chunks = 0
+        self.bootstrap_evaluations = config.emitter_mu * (
+            1 + config.emitter_offspring_per_parent * config.bootstrap_generations
+        )  # 66 at the defaults, for every emitter type
+
+    def _make_batch(self, ancestors: torch.Tensor, sigmas: torch.Tensor):
+        kind = self.config.emitter_type
+        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
+        return EMITTER_TYPES[kind](ancestors, sigmas, self.emitter_config, self.generator, **extra)
+
+    def _restore_batch(self, state: dict, generations: int):
+        kind = self.config.emitter_type
+        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
+        return EMITTER_TYPES[kind].from_state(
+            state, self.emitter_config, self.generator, generations, **extra
+        )
+
+    def _bootstrap_generations(self, batch) -> int:
+        """Generations after the initial one that spend the bootstrap evaluations."""
+        rest = self.bootstrap_evaluations - batch.initial_size
+        return max(1, -(-rest // batch.generation_size))
+
+    def _ns_novelty(self, measures: torch.Tensor) -> torch.Tensor:
+        """Novelty w.r.t. the NS reference set (population + novelty and reward archives)."""
+        ns_ref = torch.cat([self.ns.population.descriptors, self.reward_archive.descriptors])
+        return self.ns.archive.novelty(measures.to(self.device), reference=ns_ref)
 
     @property
     def archives(self) -> dict[str, Archive]:
@@ -191,6 +227,7 @@ class Serene:
     # -- planning ----------------------------------------------------------------------------
     def _start_chunk(self) -> None:
         self.phase = self.scheduler.choose()
+        self.chunks += 1
         self.chunk_used = 0
         self.chunk_ran = False
         self.chunk_start_count = self._n_candidates() + len(self.emitters)
@@ -215,9 +252,7 @@ class Serene:
             self._stage = ("explore",)
             return self.ns.ask(max_count)
         remaining = self.config.chunk_size - self.chunk_used
-        per_candidate = self.emitter_config.mu * (
-            1 + self.emitter_config.offspring_per_parent * self.config.bootstrap_generations
-        )
+        per_candidate = self.bootstrap_evaluations
         if self._stage is not None and self._stage[0] == "bootstrap":
             genomes = self._stage[1].ask().flatten(0, 1)
         elif self._n_candidates() and remaining > self.config.chunk_size // 3:
@@ -235,9 +270,7 @@ class Serene:
             sigmas = initial_sigma(
                 ancestors["solution"], others, fallback=self.emitter_config.min_sigma
             )
-            batch = ElitistEmitters(
-                ancestors["solution"].cpu(), sigmas.cpu(), self.emitter_config, self.generator
-            )
+            batch = self._make_batch(ancestors["solution"].cpu(), sigmas.cpu())
             self._stage = ("bootstrap", batch, ancestors, 0)
             genomes = batch.initial().flatten(0, 1)
         elif self.emitters:
@@ -267,6 +300,7 @@ class Serene:
         self.evaluations += count
         self.chunk_used += count
         stage = self._stage
+        choice = self.phase
         info: dict = {}
         if stage[0] == "explore":
             info = self.ns.tell(
@@ -296,6 +330,9 @@ class Serene:
             "active_emitters": len(self.emitters),
             "reward_archive_size": len(self.reward_archive),
             "emitter_evaluations": self.emitter_evaluations,
+            "emitter_evaluations_per_area": self.area_evaluations.tolist(),
+            "scheduler_choice": choice,
+            "chunk": self.chunks,
         }
 
     def _new_candidates(self, rows: dict) -> None:
@@ -313,26 +350,38 @@ class Serene:
         )
         self.candidates = new if self.candidates is None else _cat([self.candidates, new])
 
-    def _padded_rewards(self, rows: dict, shape: tuple[int, int]) -> torch.Tensor:
+    def _padded(self, rows: dict, shape: tuple[int, int]):
+        """Rewards ``[E, k]`` (``-inf`` for rows cut by the budget), descriptors and genomes."""
+        n = len(rows["objective"])
         rewards = torch.full((shape[0] * shape[1],), -float("inf"))
-        rewards[: len(rows["objective"])] = rows["objective"].cpu()
-        return rewards.view(shape)
+        rewards[:n] = rows["objective"].cpu()
+        measures = torch.zeros(shape[0] * shape[1], rows["measures"].shape[1])
+        measures[:n] = rows["measures"].cpu()
+        genomes = torch.zeros(shape[0] * shape[1], self.genome_size)
+        genomes[:n] = rows["solution"].cpu()
+        return rewards.view(shape), measures.view(*shape, -1), genomes.view(*shape, -1)
+
+    def _count_area_evaluations(self, areas: torch.Tensor, per_emitter: int, used: int) -> None:
+        """Charge ``used`` evaluations to the reward areas of the emitters' ancestors."""
+        if not self.n_areas:
+            return
+        charged = areas.cpu().long().repeat_interleave(per_emitter)[:used]
+        charged = charged[(charged >= 0) & (charged < self.n_areas)]
+        self.area_evaluations += torch.bincount(charged, minlength=self.n_areas)
 
     def _tell_bootstrap(self, stage: tuple, rows: dict) -> None:
         _, batch, ancestors, generation = stage
         n = len(batch)
-        before = batch.parent_rewards.max(1).values
+        before = batch.best()[1].clone()
+        size = batch.initial_size if generation == 0 else batch.generation_size
+        rewards, measures, genomes = self._padded(rows, (n, size))
+        self._count_area_evaluations(ancestors["reward_area"], size, len(rows["objective"]))
         if generation == 0:
-            rewards = self._padded_rewards(rows, (n, self.emitter_config.mu))
-            batch.tell_initial(rewards)
+            batch.tell_initial(rewards, measures)
         else:
-            rewards = self._padded_rewards(rows, (n, self.emitter_config.lam))
-            offspring = rows["solution"].cpu()
-            full = torch.zeros(n * self.emitter_config.lam, self.genome_size)
-            full[: len(offspring)] = offspring
-            batch.tell(full.view(n, self.emitter_config.lam, -1), rewards)
-        self._archive_new_bests(rows, rewards, before, batch.parent_rewards.max(1).values)
-        if generation < self.config.bootstrap_generations:
+            batch.tell(genomes, rewards, measures)
+        self._archive_new_bests(rows, rewards, before, batch.best()[1])
+        if generation < self._bootstrap_generations(batch):
             self._stage = ("bootstrap", batch, ancestors, generation + 1)
             return
         gains = improvement(batch.reward_history())
@@ -373,13 +422,14 @@ class Serene:
 
     def _tell_run(self, index: int, rows: dict) -> None:
         emitter = self.emitters[index]
-        lam = self.emitter_config.lam
-        offspring = torch.zeros(lam, self.genome_size)
-        offspring[: len(rows["solution"])] = rows["solution"].cpu()
-        before = emitter.search.parent_rewards.max(1).values
-        rewards = self._padded_rewards(rows, (1, lam))
-        emitter.search.tell(offspring[None], rewards)
-        self._archive_new_bests(rows, rewards, before, emitter.search.parent_rewards.max(1).values)
+        size = emitter.search.generation_size
+        before = emitter.search.best()[1].clone()
+        rewards, measures, genomes = self._padded(rows, (1, size))
+        self._count_area_evaluations(
+            emitter.ancestor["reward_area"][None], size, len(rows["objective"])
+        )
+        emitter.search.tell(genomes, rewards, measures)
+        self._archive_new_bests(rows, rewards, before, emitter.search.best()[1])
         # buffer of individuals more novel (w.r.t. the NS reference set) than the most novel yet
         ns_ref = torch.cat([self.ns.population.descriptors, self.reward_archive.descriptors])
         novelty = self.ns.archive.novelty(rows["measures"], reference=ns_ref).cpu()
@@ -430,15 +480,7 @@ class Serene:
         emitters_meta = []
         for i, e in enumerate(self.emitters):
             s = e.search
-            tensors.update(
-                {
-                    f"emitter{i}.ancestors": s.ancestors,
-                    f"emitter{i}.sigmas": s.sigmas,
-                    f"emitter{i}.parents": s.parents,
-                    f"emitter{i}.parent_rewards": s.parent_rewards,
-                    f"emitter{i}.history": s.reward_history(),
-                }
-            )
+            tensors.update({f"emitter{i}.search.{k}": v for k, v in s.state().items()})
             tensors.update({f"emitter{i}.ancestor.{k}": v.cpu() for k, v in e.ancestor.items()})
             if e.buffer:
                 tensors.update(
@@ -460,7 +502,9 @@ class Serene:
             "emitters": emitters_meta,
             "evaluations": self.evaluations,
             "emitter_evaluations": self.emitter_evaluations,
+            "chunks": self.chunks,
         }
+        tensors["area_evaluations"] = self.area_evaluations
         return {"tensors": tensors, "meta": meta}
 
     def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
@@ -479,17 +523,17 @@ class Serene:
         self.scheduler.load_state_dict(meta["scheduler"])
         self.evaluations = meta["evaluations"]
         self.emitter_evaluations = meta["emitter_evaluations"]
+        self.chunks = meta["chunks"]
+        self.area_evaluations = t["area_evaluations"].clone()
         names = [k.split(".", 1)[1] for k in t if k.startswith("candidates.")]
         self.candidates = (
             {n: t[f"candidates.{n}"].to(self.device) for n in names} if names else None
         )
         self.emitters = []
         for i, m in enumerate(meta["emitters"]):
-            fields = ("ancestors", "sigmas", "parents", "parent_rewards", "history")
-            search = ElitistEmitters.from_state(
-                {f: t[f"emitter{i}.{f}"] for f in fields},
-                self.emitter_config,
-                self.generator,
+            prefix = f"emitter{i}.search."
+            search = self._restore_batch(
+                {k[len(prefix) :]: v for k, v in t.items() if k.startswith(prefix)},
                 m["generations"],
             )
             ancestor = {f: t[f"emitter{i}.ancestor.{f}"].to(self.device) for f in _ROW_FIELDS}

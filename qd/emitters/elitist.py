@@ -11,6 +11,7 @@ rules (:func:`improvement`, :func:`stagnated`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -83,7 +84,13 @@ class ElitistEmitters:
         sigmas: ``[E]`` mutation standard deviations.
         config: emitter settings.
         generator: CPU generator for the mutations.
+        novelty: ``None`` selects parents by reward (SERENE's emitter); a function mapping
+            descriptors ``[N, m]`` to novelty ``[N]`` selects them by novelty instead (the
+            novelty-selecting variant; parents are re-scored every generation, since novelty
+            is relative to a reference set that grows).
     """
+
+    kind = "elitist"
 
     def __init__(
         self,
@@ -91,16 +98,32 @@ class ElitistEmitters:
         sigmas: torch.Tensor,
         config: EmitterConfig,
         generator: torch.Generator,
+        *,
+        novelty: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.config = config
         self.generator = generator
+        self.novelty = novelty
         self.ancestors = ancestors.float().clone()
         self.sigmas = sigmas.float().clone()
         e, d = ancestors.shape
         self.parents = self._mutate(self.ancestors[:, None].expand(e, config.mu, d))
         self.parent_rewards = torch.full((e, config.mu), -float("inf"))
+        self.parent_measures = torch.zeros(e, config.mu, 0)
+        self.best_genomes = self.ancestors.clone()
+        self.best_rewards = torch.full((e,), -float("inf"))
         self.history: list[torch.Tensor] = []  # per generation: mean offspring reward [E]
         self.generations = 0
+
+    @property
+    def initial_size(self) -> int:
+        """Evaluations per emitter in the initial generation."""
+        return self.config.mu
+
+    @property
+    def generation_size(self) -> int:
+        """Evaluations per emitter in each later generation."""
+        return self.config.lam
 
     def __len__(self) -> int:
         return self.ancestors.shape[0]
@@ -110,13 +133,30 @@ class ElitistEmitters:
         mutated = genomes + noise * self.sigmas[:, None, None]
         return mutated.clamp(self.config.genome_low, self.config.genome_high)
 
+    def _track_best(self, genomes: torch.Tensor, rewards: torch.Tensor) -> None:
+        top, where = rewards.max(1)
+        better = top > self.best_rewards
+        picked = genomes[torch.arange(len(genomes)), where]
+        self.best_genomes = torch.where(better[:, None], picked, self.best_genomes)
+        self.best_rewards = torch.where(better, top, self.best_rewards)
+
+    def _scores(self, rewards: torch.Tensor, measures: torch.Tensor) -> torch.Tensor:
+        if self.novelty is None:
+            return rewards
+        e, n, m = measures.shape
+        scores = self.novelty(measures.reshape(e * n, m)).float().cpu().view(e, n)
+        return torch.where(torch.isfinite(rewards), scores, rewards)  # padding stays -inf
+
     def initial(self) -> torch.Tensor:
         """The first population of every emitter (mu mutants of its ancestor), ``[E, mu, D]``."""
         return self.parents
 
-    def tell_initial(self, rewards: torch.Tensor) -> None:
-        """Rewards ``[E, mu]`` of :meth:`initial`."""
+    def tell_initial(self, rewards: torch.Tensor, measures: torch.Tensor | None = None) -> None:
+        """Rewards ``[E, mu]`` (and descriptors ``[E, mu, m]``) of :meth:`initial`."""
         self.parent_rewards = rewards.float().clone()
+        if measures is not None:
+            self.parent_measures = measures.float().clone()
+        self._track_best(self.parents, self.parent_rewards)
         self.history.append(self.parent_rewards.mean(1))
         self.generations += 1
 
@@ -125,37 +165,65 @@ class ElitistEmitters:
         parents = self.parents.repeat_interleave(self.config.offspring_per_parent, 1)
         return self._mutate(parents)
 
-    def tell(self, offspring: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-        """(mu + lambda) elitist selection per emitter; returns the new best reward ``[E]``."""
-        genomes = torch.cat([self.parents, offspring.float()], 1)
-        scores = torch.cat([self.parent_rewards, rewards.float()], 1)
+    def tell(
+        self,
+        offspring: torch.Tensor,
+        rewards: torch.Tensor,
+        measures: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(mu + lambda) elitist selection per emitter; returns the best reward so far ``[E]``.
+
+        ``rewards`` of padding rows (not evaluated) are ``-inf``; they are never kept.
+        """
+        offspring, rewards = offspring.float(), rewards.float()
+        genomes = torch.cat([self.parents, offspring], 1)
+        all_rewards = torch.cat([self.parent_rewards, rewards], 1)
+        if measures is None:
+            measures = torch.zeros(*rewards.shape, self.parent_measures.shape[2])
+        all_measures = torch.cat([self.parent_measures, measures.float()], 1)
+        scores = self._scores(all_rewards, all_measures)
         keep = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : self.config.mu]
         self.parents = torch.gather(genomes, 1, keep[..., None].expand(-1, -1, genomes.shape[2]))
-        self.parent_rewards = torch.gather(scores, 1, keep)
-        self.history.append(rewards.float().mean(1))
+        self.parent_rewards = torch.gather(all_rewards, 1, keep)
+        self.parent_measures = torch.gather(
+            all_measures, 1, keep[..., None].expand(-1, -1, all_measures.shape[2])
+        )
+        self._track_best(offspring, rewards)
+        finite = torch.where(torch.isfinite(rewards), rewards, torch.nan)
+        self.history.append(finite.nanmean(1))
         self.generations += 1
-        return self.parent_rewards[:, 0]
+        return self.best_rewards
 
     def reward_history(self) -> torch.Tensor:
         """Per-generation mean rewards ``[E, G]``."""
         return torch.stack(self.history, 1)
 
     def best(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Best genome ``[E, D]`` and reward ``[E]`` of every emitter."""
-        return self.parents[:, 0], self.parent_rewards[:, 0]
+        """Best genome ``[E, D]`` and reward ``[E]`` evaluated by every emitter."""
+        return self.best_genomes, self.best_rewards
+
+    _STATE = (
+        "ancestors",
+        "sigmas",
+        "parents",
+        "parent_rewards",
+        "parent_measures",
+        "best_genomes",
+        "best_rewards",
+    )
 
     def subset(self, keep: torch.Tensor) -> ElitistEmitters:
         """A new batch with the emitters where ``keep`` is True (same generator, copies)."""
-        other = ElitistEmitters.__new__(ElitistEmitters)
-        other.config, other.generator, other.generations = (
-            self.config,
-            self.generator,
-            self.generations,
+        state = {k: v[keep] for k, v in self.state().items()}
+        return type(self).from_state(
+            state, self.config, self.generator, self.generations, novelty=self.novelty
         )
-        other.ancestors, other.sigmas = self.ancestors[keep], self.sigmas[keep]
-        other.parents, other.parent_rewards = self.parents[keep], self.parent_rewards[keep]
-        other.history = [h[keep] for h in self.history]
-        return other
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors that rebuild the batch with :meth:`from_state`."""
+        state = {k: getattr(self, k) for k in self._STATE}
+        state["history"] = self.reward_history() if self.history else torch.zeros(len(self), 0)
+        return state
 
     @classmethod
     def from_state(
@@ -164,19 +232,20 @@ class ElitistEmitters:
         config: EmitterConfig,
         generator: torch.Generator,
         generations: int,
+        *,
+        novelty: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> ElitistEmitters:
-        """Rebuild from ``ancestors``, ``sigmas``, ``parents``, ``parent_rewards``, ``history``."""
+        """Rebuild from :meth:`state` (``novelty`` as in the constructor)."""
         other = cls.__new__(cls)
         other.config, other.generator, other.generations = config, generator, generations
-        other.ancestors, other.sigmas = state["ancestors"], state["sigmas"]
-        other.parents, other.parent_rewards = state["parents"], state["parent_rewards"]
+        other.novelty = novelty
+        for k in cls._STATE:
+            setattr(other, k, state[k].clone())
         other.history = list(state["history"].unbind(1))
         return other
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the emitters where ``keep`` ``[E]`` is True."""
-        self.ancestors = self.ancestors[keep]
-        self.sigmas = self.sigmas[keep]
-        self.parents = self.parents[keep]
-        self.parent_rewards = self.parent_rewards[keep]
+        for k in self._STATE:
+            setattr(self, k, getattr(self, k)[keep])
         self.history = [h[keep] for h in self.history]
