@@ -114,6 +114,8 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
             config.env_options[key[4:]] = _parse_value(raw)
         elif key == "max_batch" and raw == "auto":
             config.max_batch = "auto"
+        elif key == "policy_hidden":
+            config.policy_hidden = _hidden_sizes(raw)
         elif key in RUN_KEYS:
             try:
                 setattr(config, key, int(raw))
@@ -123,9 +125,18 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
             default = fields_by_name[key].default
             config.algorithm_config[key] = _coerce(raw, type(default), key)
         else:
-            known = sorted([*fields_by_name, *RUN_KEYS]) + ["env.<option>"]
+            known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"]) + ["env.<option>"]
             raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}")
     return config
+
+
+def _hidden_sizes(raw: str) -> list[int]:
+    sizes = _parse_value(raw)
+    if isinstance(sizes, int):
+        sizes = [sizes]
+    if not isinstance(sizes, list) or not all(isinstance(h, int) and h > 0 for h in sizes):
+        raise ValueError(f"policy_hidden expects a list of positive ints like [5,5], got {raw!r}")
+    return sizes
 
 
 def _parse_value(raw: str):

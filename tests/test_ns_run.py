@@ -242,3 +242,17 @@ def test_inspect_json(tmp_path, capsys):
     assert info["evaluations"] == 600 and info["archives"]["novelty"] == 20  # 4 generations x 5
     assert main(["inspect", str(folder)]) == 0
     assert "coverage" in capsys.readouterr().out
+
+
+def test_policy_hidden_is_recorded_and_replayed(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "ns", "--env", "hardmaze", "--budget", "300", "--out", str(out)]
+    args += ["--set", "policy_hidden=[4]", "--set", "env.episode_length=50", "--no-progress"]
+    assert main(args) == 0
+    genomes = Archive.load(out / "archive" / "novelty.safetensors").genomes
+    assert genomes.shape[1] == 5 * 4 + 1 + 4 * 2 + 1  # 5 -> 4 -> 2, one bias per layer
+    assert main(["replay", str(out), "--index", "0", "--out", str(tmp_path / "r.png")]) == 0
+    assert "matches" in capsys.readouterr().out
+    bad = ["run", "ns", "--env", "hardmaze", "--set", "policy_hidden=x", "--out", "x"]
+    assert main(bad) == 2
+    assert "policy_hidden expects a list" in capsys.readouterr().err
