@@ -56,7 +56,14 @@ def _curling(**options) -> BatchedEnv:
     return Curling(**options)
 
 
+def _redundant_arm(**options) -> BatchedEnv:
+    from envs.redundant_arm import RedundantArm
+
+    return RedundantArm(**options)
+
+
 register("hardmaze", _hardmaze)
 register("curling", _curling)
+register("redundant-arm", _redundant_arm)
 
 __all__ = ["BatchedEnv", "EnvSpec", "make", "names", "register"]

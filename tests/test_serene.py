@@ -10,6 +10,7 @@ from qd.archive import Archive
 from qd.cli import main
 from qd.evaluation import LocalEvaluator
 from qd.policies import SereneMLP
+from qd.report import format_summary, summary
 from qd.run import RunConfig, start
 
 
@@ -98,5 +99,11 @@ def test_serene_run_resumes_exactly(tmp_path, emitter_type):
         b = Archive.load(cut / "archive" / f"{name}.safetensors")
         assert torch.equal(a.genomes, b.genomes) and torch.equal(a.objectives, b.objectives), name
         assert a.genomes.shape[1] == 94  # the papers' 6 -> 5 -> 5 -> 5 -> 2 curling policy
+    info = summary(ref)  # what `qd inspect RUN` prints: the reward archive per area
+    reward = Archive.load(ref / "archive" / "reward.safetensors")
+    assert set(info["reward_archive"]) == {"0", "1"}
+    inside = sum(row["individuals"] for row in info["reward_archive"].values())
+    assert inside == int((reward.field("reward_area") >= 0).sum())
+    assert "reward area 0" in format_summary(info) and "emitters" in format_summary(info)
     line = json.loads((ref / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"phase", "candidates", "active_emitters", "reward_archive_size"} <= set(line)
