@@ -59,6 +59,10 @@ def coverage_of(descriptors: torch.Tensor, spec: dict) -> float:
 class Tracker:
     """Running metrics over every evaluated individual of a run.
 
+    Coverage and uniformity count the *exploring* individuals only (every individual of NS and
+    the baselines; SERENE/STAX's NS individuals, not their emitters' offspring, as the papers
+    count them); max reward per area and the QD-score count everything evaluated.
+
     Args:
         spec: the env spec as a dict (``EnvSpec.to_dict()``).
         qd_score_offset: subtracted from fitness in the QD-score (rewards here are >= 0).
@@ -69,16 +73,20 @@ class Tracker:
         self.n_cells = math.prod(spec["grid_shape"])
         self.qd_score_offset = float(qd_score_offset)
         self.counts = torch.zeros(self.n_cells, dtype=torch.int64)
+        self.explored = torch.zeros(self.n_cells, dtype=torch.int64)
         self.best = torch.full((self.n_cells,), -float("inf"), dtype=torch.float64)
         self.max_reward = torch.zeros(max(spec["reward_areas"], 0), dtype=torch.float64)
         self.evaluations = 0
 
-    def update(self, ground_truth, fitness, reward_area) -> None:
-        """Account for one batch of evaluated individuals."""
+    def update(self, ground_truth, fitness, reward_area, *, exploring: bool = True) -> None:
+        """Account for one batch of evaluated individuals (``exploring``: see the class doc)."""
         cells = grid_cells(ground_truth, self.spec)
         fitness = torch.as_tensor(fitness).detach().cpu().double()
         area = torch.as_tensor(reward_area).detach().cpu().long()
-        self.counts += torch.bincount(cells, minlength=self.n_cells)
+        batch_counts = torch.bincount(cells, minlength=self.n_cells)
+        self.counts += batch_counts
+        if exploring:
+            self.explored += batch_counts
         self.best.scatter_reduce_(0, cells, fitness, "amax")
         if self.max_reward.numel():
             inside = area >= 0
@@ -87,13 +95,13 @@ class Tracker:
 
     @property
     def coverage(self) -> float:
-        """Share of cells visited by any evaluated individual."""
-        return float((self.counts > 0).sum() / self.n_cells)
+        """Share of cells visited by an exploring individual."""
+        return float((self.explored > 0).sum() / self.n_cells)
 
     @property
     def uniformity(self) -> float:
-        """Uniformity of all evaluated individuals over the filled cells."""
-        return uniformity(self.counts)
+        """Uniformity of the exploring individuals over the filled cells."""
+        return uniformity(self.explored)
 
     @property
     def qd_score(self) -> float:
@@ -105,6 +113,7 @@ class Tracker:
         """Everything needed to resume, as tensors."""
         return {
             "counts": self.counts.clone(),
+            "explored": self.explored.clone(),
             "best": self.best.clone(),
             "max_reward": self.max_reward.clone(),
             "evaluations": torch.tensor(self.evaluations),
@@ -113,6 +122,7 @@ class Tracker:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`state_tensors`."""
         self.counts = tensors["counts"].clone()
+        self.explored = tensors.get("explored", self.counts).clone()
         self.best = tensors["best"].clone()
         self.max_reward = tensors["max_reward"].clone()
         self.evaluations = int(tensors["evaluations"])

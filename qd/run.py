@@ -253,14 +253,17 @@ class Run:
         self.rollout_time += time.perf_counter() - t0
         descriptors = self.space.describe(outcomes)
         info = self.algorithm.tell(genomes, outcomes, descriptors)
-        self.tracker.update(outcomes.descriptor, outcomes.fitness, outcomes.reward_area)
+        exploring = info.get("phase", "explore") == "explore"  # SERENE: NS generations only
+        self.tracker.update(
+            outcomes.descriptor, outcomes.fitness, outcomes.reward_area, exploring=exploring
+        )
         self.evaluations += len(genomes)
         self.wall_time += time.perf_counter() - start
         return self.metrics_line(info)
 
     def metrics_line(self, info: dict) -> dict:
         """The metrics.jsonl record after the latest generation."""
-        archive = self.algorithm.archives["novelty"]
+        archive = self.algorithm.archives[getattr(self.algorithm, "main_archive", "novelty")]
         gt = archive.field("ground_truth")
         archive_counts = torch.bincount(grid_cells(gt, self.spec), minlength=self.tracker.n_cells)
         max_reward = self.tracker.max_reward.tolist()
