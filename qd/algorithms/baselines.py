@@ -1,0 +1,761 @@
+"""Baselines for fair comparisons: MAP-Elites, CMA-ME, CMA-ES and random search.
+
+``me`` and ``cma-me`` are pyribs itself (``ribs.archives.GridArchive``, ``GaussianEmitter`` /
+``EvolutionStrategyEmitter``, ``ribs.schedulers.Scheduler``); ``cma-es`` drives pyribs's
+``ribs.emitters.opt.CMAEvolutionStrategy`` directly; ``random`` samples fresh genomes. All four
+evaluate through the run's batched evaluator, spend the budget exactly (the last batch is cut by
+``ask(max_count)``), and keep a pyribs ``GridArchive`` over the environment's ground-truth grid
+(``env_spec["grid_shape"]`` between ``descriptor_low`` and ``descriptor_high``, 50 x 50 in every
+bundled env). That grid is the search archive of ``me``/``cma-me`` and a passive record (a
+pyribs "result archive") for ``cma-es``/``random``; it is exposed as the
+:class:`qd.archive.Archive` ``elites`` (the run's main archive: ``coverage_archive`` and
+``archive_size`` in ``metrics.jsonl`` are computed on it). ``cma-es`` and ``random`` also keep
+``best``: every individual that beat the best reward seen so far, in order.
+
+Seeding: ``np.random.SeedSequence(seed).spawn(3)`` gives (grid archive, initial genomes or
+CMA-ES, emitters); the emitters' seeds are ``spawn(num_emitters)`` of the third. A plain pyribs
+loop built with these seeds gives the same elites (``tests/test_baselines.py`` checks it).
+
+Checkpoints (no pickle): the grid's elites go to the safetensors state in pyribs's own order
+(``occupied_list``) and are re-added in that order on load, then the archive's statistics are
+restored and the result is compared with what was saved; numpy RNG states (archive, emitters,
+rankers, CMA-ES), emitter counters (iterations, restarts) and scalars go to the JSON meta; the
+CMA-ES arrays (mean, paths, covariance and its eigen-decomposition) go to the safetensors state.
+Resuming from a checkpoint reproduces an uninterrupted run exactly. These helpers read pyribs
+attributes that are not public API (checked against ribs 0.12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import ribs
+import torch
+from ribs.archives import GridArchive
+from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
+from ribs.emitters.opt import CMAEvolutionStrategy
+from ribs.schedulers import Scheduler
+
+from qd.archive import Archive, InsertionRule
+from qd.emitters.cma import _MATRICES, _VECTORS
+from qd.evaluation import Outcomes
+
+RANKERS = ("2imp", "imp", "2obj", "obj", "2rd", "rd")
+SELECTION_RULES = ("filter", "mu")
+RESTART_RULES = ("no_improvement", "basic")
+_GRID_FIELDS = ("solution", "objective", "measures", "threshold", "reward_area")
+
+
+# -- configs ---------------------------------------------------------------------------------
+def _check_common(config) -> None:
+    if config.genome_low >= config.genome_high:
+        raise ValueError(
+            f"genome_low must be < genome_high, got {config.genome_low} >= {config.genome_high}"
+        )
+    if config.space != "ground_truth":
+        raise ValueError(
+            f"the baselines work on the env's ground-truth grid: space must be 'ground_truth', "
+            f"got {config.space!r}"
+        )
+
+
+def _check_positive(config, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+
+@dataclass
+class MEConfig:
+    """MAP-Elites settings (pyribs GridArchive + GaussianEmitter).
+
+    Attributes:
+        batch_size: genomes each emitter makes per generation.
+        num_emitters: Gaussian emitters; a generation is ``num_emitters * batch_size``
+            evaluations (1 x 200 = NS's 100 parents x 2 offspring).
+        sigma: standard deviation of the Gaussian mutation (NS's 0.05).
+        genome_low: lower gene bound (pyribs clips to it).
+        genome_high: upper gene bound.
+        init_std: standard deviation of the initial genomes (N(0, init_std^2), clipped),
+            which are the first generation.
+        space: behaviour space; must be ``ground_truth`` (the grid is the env's).
+    """
+
+    batch_size: int = 200
+    num_emitters: int = 1
+    sigma: float = 0.05
+    genome_low: float = -5.0
+    genome_high: float = 5.0
+    init_std: float = 1.0
+    space: str = "ground_truth"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "batch_size", "num_emitters", "sigma", "init_std")
+        _check_common(self)
+
+
+@dataclass
+class CMAMEConfig:
+    """CMA-ME settings (pyribs GridArchive + EvolutionStrategyEmitter with CMA-ES).
+
+    Attributes:
+        num_emitters: CMA-ES emitters (pyribs's Lunar Lander CMA-ME example uses 5).
+        batch_size: genomes each emitter makes per generation (5 x 40 = 200, NS's generation).
+        sigma0: initial CMA-ES step size; with ``x0 = 0`` the first generation is N(0, 1) like
+            NS's initial population (pyribs's Lunar Lander example also uses 1.0).
+        ranker: pyribs ranker (``2imp`` = two-stage improvement, CMA-ME's improvement emitter).
+        selection_rule: ``filter`` (parents = solutions added to the archive) or ``mu``.
+        restart_rule: ``no_improvement`` (restart when nothing was added) or ``basic``.
+        genome_low: lower gene bound (pyribs resamples out-of-bounds genomes).
+        genome_high: upper gene bound.
+        space: behaviour space; must be ``ground_truth``.
+    """
+
+    num_emitters: int = 5
+    batch_size: int = 40
+    sigma0: float = 1.0
+    ranker: str = "2imp"
+    selection_rule: str = "filter"
+    restart_rule: str = "no_improvement"
+    genome_low: float = -5.0
+    genome_high: float = 5.0
+    space: str = "ground_truth"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "num_emitters", "sigma0")
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch_size must be >= 2 (CMA-ES needs parents), got {self.batch_size}"
+            )
+        if self.ranker not in RANKERS:
+            raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, got {self.ranker!r}")
+        if self.selection_rule not in SELECTION_RULES:
+            raise ValueError(f"selection_rule must be filter or mu, got {self.selection_rule!r}")
+        if self.restart_rule not in RESTART_RULES:
+            raise ValueError(
+                f"restart_rule must be no_improvement or basic, got {self.restart_rule!r}"
+            )
+        _check_common(self)
+
+
+@dataclass
+class CMAESConfig:
+    """CMA-ES on reward (pyribs's CMAEvolutionStrategy), restarted when it stops.
+
+    Attributes:
+        population: genomes per generation; 0 = CMA-ES's default ``4 + int(3 ln D)``.
+        sigma0: initial step size of every (re)start.
+        init_std: restarts begin at x0 ~ N(0, init_std^2) (clipped); the first start is x0 = 0.
+        genome_low: lower gene bound (pyribs resamples out-of-bounds genomes).
+        genome_high: upper gene bound.
+        space: behaviour space; must be ``ground_truth`` (used only for the passive grid).
+    """
+
+    population: int = 0
+    sigma0: float = 1.0
+    init_std: float = 1.0
+    genome_low: float = -5.0
+    genome_high: float = 5.0
+    space: str = "ground_truth"
+
+    def __post_init__(self) -> None:
+        if self.population != 0 and self.population < 2:
+            raise ValueError(
+                f"population must be 0 (default 4 + 3 ln D) or >= 2, got {self.population}"
+            )
+        _check_positive(self, "sigma0", "init_std")
+        _check_common(self)
+
+
+@dataclass
+class RandomConfig:
+    """Random search: every generation ``batch_size`` fresh genomes.
+
+    Attributes:
+        batch_size: genomes per generation.
+        init_std: genomes ~ N(0, init_std^2), clipped to the bounds (NS's initial population).
+        genome_low: lower gene bound.
+        genome_high: upper gene bound.
+        space: behaviour space; must be ``ground_truth`` (used only for the passive grid).
+    """
+
+    batch_size: int = 200
+    init_std: float = 1.0
+    genome_low: float = -5.0
+    genome_high: float = 5.0
+    space: str = "ground_truth"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "batch_size", "init_std")
+        _check_common(self)
+
+
+# -- numpy state <-> tensors + JSON ----------------------------------------------------------
+def rng_state(rng: np.random.Generator) -> dict:
+    """JSON-able state of a numpy Generator."""
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def _tensor(array) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict) -> dict:
+    """Write a pyribs CMAEvolutionStrategy's arrays to ``tensors``; return its JSON meta."""
+    if not isinstance(opt, CMAEvolutionStrategy):
+        raise TypeError(f"cannot checkpoint {type(opt).__name__}; only CMAEvolutionStrategy")
+    for name in _VECTORS:
+        tensors[f"{prefix}{name}"] = _tensor(getattr(opt, name))
+    for name in _MATRICES:
+        tensors[f"{prefix}cov.{name}"] = _tensor(getattr(opt.cov, name))
+    return {
+        "sigma": float(opt.sigma),
+        "current_eval": int(opt.current_eval),
+        "condition_number": float(opt.cov.condition_number),
+        "updated_eval": int(opt.cov.updated_eval),
+        "rng": rng_state(opt._rng),
+    }
+
+
+def load_cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict, meta: dict) -> None:
+    """Inverse of :func:`cma_state` on an optimizer built with the same settings."""
+    opt.reset(np.zeros(opt.solution_dim, dtype=opt.dtype))
+    for name in _VECTORS:
+        setattr(opt, name, tensors[f"{prefix}{name}"].numpy().copy())
+    for name in _MATRICES:
+        setattr(opt.cov, name, tensors[f"{prefix}cov.{name}"].numpy().copy())
+    opt.sigma = meta["sigma"]
+    opt.current_eval = meta["current_eval"]
+    opt.cov.condition_number = meta["condition_number"]
+    opt.cov.updated_eval = meta["updated_eval"]
+    set_rng_state(opt._rng, meta["rng"])
+
+
+def emitter_state(emitter, prefix: str, tensors: dict) -> dict:
+    """State of a pyribs GaussianEmitter or EvolutionStrategyEmitter (CMA-ES)."""
+    if isinstance(emitter, GaussianEmitter):
+        return {"kind": "gaussian", "rng": rng_state(emitter._rng)}
+    if isinstance(emitter, EvolutionStrategyEmitter):
+        return {
+            "kind": "es",
+            "itrs": int(emitter._itrs),
+            "restarts": int(emitter._restarts),
+            "ranker_rng": rng_state(emitter._ranker._rng),
+            "opt": cma_state(emitter._opt, prefix + "opt.", tensors),
+        }
+    raise TypeError(f"cannot checkpoint emitter {type(emitter).__name__}")
+
+
+def load_emitter_state(emitter, prefix: str, tensors: dict, meta: dict) -> None:
+    """Inverse of :func:`emitter_state` on an emitter built with the same settings."""
+    kind = "gaussian" if isinstance(emitter, GaussianEmitter) else "es"
+    if meta["kind"] != kind:
+        raise ValueError(f"checkpoint has a {meta['kind']} emitter where a {kind} one is")
+    if kind == "gaussian":
+        set_rng_state(emitter._rng, meta["rng"])
+        return
+    emitter._itrs = meta["itrs"]
+    emitter._restarts = meta["restarts"]
+    set_rng_state(emitter._ranker._rng, meta["ranker_rng"])
+    load_cma_state(emitter._opt, prefix + "opt.", tensors, meta["opt"])
+
+
+# -- the grid --------------------------------------------------------------------------------
+class GridElites:
+    """A pyribs GridArchive over the env's ground-truth grid, with an exact checkpoint.
+
+    Args:
+        solution_dim: genome size.
+        env_spec: env spec dict (``grid_shape``, ``descriptor_low``, ``descriptor_high``).
+        seed: seed (or SeedSequence) of the archive's generator (``sample_elites``).
+    """
+
+    def __init__(self, *, solution_dim: int, env_spec: dict, seed) -> None:
+        shape = env_spec.get("grid_shape")
+        low, high = env_spec.get("descriptor_low"), env_spec.get("descriptor_high")
+        if not shape or low is None or high is None:
+            raise ValueError(
+                f"env {env_spec.get('name', '?')!r} has no ground-truth grid "
+                "(grid_shape, descriptor_low, descriptor_high); the baselines need one"
+            )
+        if not len(shape) == len(low) == len(high):
+            raise ValueError("grid_shape, descriptor_low and descriptor_high differ in length")
+        self.archive = GridArchive(
+            solution_dim=int(solution_dim),
+            dims=[int(s) for s in shape],
+            ranges=[(float(a), float(b)) for a, b in zip(low, high, strict=True)],
+            seed=seed,
+            extra_fields={"reward_area": ((), np.int64)},
+        )
+
+    def __len__(self) -> int:
+        return len(self.archive)
+
+    def add(self, solution, objective, measures, reward_area) -> dict:
+        return self.archive.add(solution, objective, measures, reward_area=reward_area)
+
+    def export(self, archive: Archive) -> None:
+        """Make ``archive`` hold the grid's elites, in pyribs's order (ground truth = measures)."""
+        data = self.archive.data(["solution", "objective", "measures", "reward_area"])
+        archive.clear()
+        if len(data["objective"]):
+            measures = torch.from_numpy(data["measures"]).float()
+            archive.add(
+                torch.from_numpy(data["solution"]).float(),
+                torch.from_numpy(data["objective"]).float(),
+                measures,
+                novelty=torch.zeros(len(measures)),
+                ground_truth=measures,
+                reward_area=torch.from_numpy(data["reward_area"]),
+            )
+
+    def state(self, prefix: str, tensors: dict) -> dict:
+        """Elites (pyribs order) to ``tensors``; RNG and statistics as JSON meta."""
+        grid = self.archive
+        data = grid.data([*_GRID_FIELDS, "index"])
+        for name in _GRID_FIELDS:
+            tensors[f"{prefix}{name}"] = _tensor(data[name])
+        tensors[f"{prefix}index"] = _tensor(data["index"].astype(np.int64))
+        best = grid.best_elite
+        return {
+            "rng": rng_state(grid._rng),
+            "objective_sum": float(grid._objective_sum),
+            "best_index": None if best is None else int(best["index"]),
+            "updates": [int(u) for u in grid._store._props["updates"]],
+        }
+
+    def load(self, prefix: str, tensors: dict, meta: dict) -> None:
+        """Rebuild the grid from :meth:`state`: re-add the elites in their order, then check."""
+        grid = self.archive
+        grid.clear()
+        saved = {name: tensors[f"{prefix}{name}"].numpy() for name in (*_GRID_FIELDS, "index")}
+        index = saved["index"]
+        # One add per increasing run of cell indices: pyribs appends new cells of a batch in
+        # increasing index order, so this reproduces its occupied_list exactly.
+        starts = np.concatenate([[0], np.nonzero(np.diff(index) < 0)[0] + 1, [len(index)]])
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            if b > a:
+                grid.add(
+                    saved["solution"][a:b],
+                    saved["objective"][a:b],
+                    saved["measures"][a:b],
+                    reward_area=saved["reward_area"][a:b],
+                )
+        now = grid.data([*_GRID_FIELDS, "index"])
+        same = np.array_equal(now["index"].astype(np.int64), index) and all(
+            np.array_equal(now[name], saved[name]) for name in _GRID_FIELDS
+        )
+        if not same:
+            raise ValueError("the grid archive in the checkpoint did not rebuild identically")
+        grid._stats_reset()
+        if meta["best_index"] is not None:
+            grid._stats_update(
+                np.asarray(meta["objective_sum"], dtype=grid.dtypes["objective"]),
+                meta["best_index"],
+            )
+        grid._store._props["updates"] = list(meta["updates"])
+        set_rng_state(grid._rng, meta["rng"])
+
+
+def _elites_archive(name: str, genome_size: int, env_spec: dict, device, seed: int) -> Archive:
+    size = int(env_spec["descriptor_size"])
+    return Archive(
+        solution_dim=genome_size,
+        measure_dim=size,
+        ground_truth_dim=size,
+        insertion=InsertionRule("all"),
+        device=device,
+        env_spec=env_spec,
+        seed=seed,
+        name=name,
+    )
+
+
+def _check_measures(measure_dim: int, env_spec: dict) -> None:
+    if int(measure_dim) != int(env_spec["descriptor_size"]):
+        raise ValueError(
+            f"measure_dim {measure_dim} is not the env's descriptor size "
+            f"{env_spec['descriptor_size']} (the baselines use the ground-truth grid)"
+        )
+
+
+def _numpy(outcomes: Outcomes, descriptors: torch.Tensor | None = None):
+    objective = outcomes.fitness.detach().cpu().double().numpy()
+    measures = (outcomes.descriptor if descriptors is None else descriptors).detach().cpu()
+    reward_area = outcomes.reward_area.detach().cpu().long().numpy()
+    return objective, measures.double().numpy(), reward_area
+
+
+# -- MAP-Elites and CMA-ME -------------------------------------------------------------------
+class _RibsScheduled:
+    """A pyribs Scheduler over a :class:`GridElites` (shared by MAP-Elites and CMA-ME)."""
+
+    name = "ribs"
+    main_archive = "elites"
+
+    def __init__(
+        self,
+        config,
+        *,
+        genome_size: int,
+        measure_dim: int,
+        env_spec: dict,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        _check_measures(measure_dim, env_spec)
+        self.config = config
+        self.genome_size = int(genome_size)
+        self.device = torch.device(device)
+        self.generation = 0
+        archive_seed, init_seed, emitter_seed = np.random.SeedSequence(int(seed)).spawn(3)
+        self.grid = GridElites(solution_dim=genome_size, env_spec=env_spec, seed=archive_seed)
+        self.emitters = self._make_emitters(init_seed, emitter_seed.spawn(config.num_emitters))
+        self.scheduler = Scheduler(self.grid.archive, self.emitters)
+        self.elites = _elites_archive("elites", genome_size, env_spec, self.device, seed + 1)
+        self._asked: np.ndarray | None = None
+        self._count = 0
+
+    def _make_emitters(self, init_seed, seeds) -> list:
+        raise NotImplementedError
+
+    @property
+    def archives(self) -> dict[str, Archive]:
+        return {"elites": self.elites}
+
+    def ask(self, max_count: int | None = None) -> torch.Tensor:
+        """One generation of the scheduler (every emitter's batch), cut to ``max_count``."""
+        solutions = np.array(self.scheduler.ask(), dtype=np.float64)
+        count = len(solutions) if max_count is None else max(0, min(len(solutions), max_count))
+        self._asked, self._count = solutions, count
+        return torch.from_numpy(solutions[:count]).float().to(self.device)
+
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
+        """Add the evaluated genomes to the grid and update the emitters.
+
+        A whole generation goes through ``Scheduler.tell``. A cut one (the end of the budget)
+        is added to the archive directly, and only emitters whose whole batch was evaluated
+        are told; the scheduler is then rebuilt (it holds nothing but the pending batch).
+        """
+        if self._asked is None or len(genomes) != self._count:
+            raise RuntimeError("tell() must follow ask() with the genomes it returned")
+        objective, measures, reward_area = _numpy(outcomes, descriptors)
+        n = len(objective)
+        if n == len(self._asked):
+            self.scheduler.tell(objective, measures, reward_area=reward_area)
+        else:
+            solutions = self._asked[:n]
+            info = self.grid.add(solutions, objective, measures, reward_area)
+            start = 0
+            for emitter in self.emitters:
+                end = start + emitter.batch_size
+                if end <= n:
+                    part = slice(start, end)
+                    emitter.tell(
+                        solutions[part],
+                        objective[part],
+                        measures[part],
+                        {k: v[part] for k, v in info.items()},
+                        reward_area=reward_area[part],
+                    )
+                start = end
+            self.scheduler = Scheduler(self.grid.archive, self.emitters)
+        self._asked = None
+        self.generation += 1
+        self.grid.export(self.elites)
+        stats = self.grid.archive.stats
+        return {
+            "generation": self.generation,
+            "elites": len(self.grid),
+            "elites_max_objective": None if stats.obj_max is None else float(stats.obj_max),
+        }
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Tensors and JSON meta that rebuild grid and emitters (archives are saved apart)."""
+        tensors: dict[str, torch.Tensor] = {}
+        meta = {
+            "generation": self.generation,
+            "config": asdict(self.config),
+            "ribs_version": ribs.__version__,
+            "grid": self.grid.state("grid.", tensors),
+            "emitters": [
+                emitter_state(e, f"emitter{i}.", tensors) for i, e in enumerate(self.emitters)
+            ],
+        }
+        return {"tensors": tensors, "meta": meta}
+
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        """Restore from :meth:`state_dict` and loaded archives."""
+        tensors, meta = state["tensors"], state["meta"]
+        if len(meta["emitters"]) != len(self.emitters):
+            raise ValueError(
+                f"checkpoint has {len(meta['emitters'])} emitters, this config {len(self.emitters)}"
+            )
+        self.grid.load("grid.", tensors, meta["grid"])
+        for i, (emitter, m) in enumerate(zip(self.emitters, meta["emitters"], strict=True)):
+            load_emitter_state(emitter, f"emitter{i}.", tensors, m)
+        self.scheduler = Scheduler(self.grid.archive, self.emitters)
+        self.generation = int(meta["generation"])
+        self.elites = archives["elites"]
+        self._asked = None
+
+
+class MapElites(_RibsScheduled):
+    """MAP-Elites (Mouret & Clune 2015) from pyribs: GridArchive + GaussianEmitter(s).
+
+    The first generation is ``num_emitters * batch_size`` genomes ~ N(0, init_std^2) clipped
+    (each emitter's ``initial_solutions``); afterwards each emitter mutates uniformly chosen
+    elites with N(0, sigma^2) noise, clipped to the gene bounds.
+    """
+
+    name = "me"
+
+    def _make_emitters(self, init_seed, seeds) -> list:
+        cfg, d = self.config, self.genome_size
+        rng = np.random.default_rng(init_seed)
+        total = cfg.num_emitters * cfg.batch_size
+        init = np.clip(
+            rng.standard_normal((total, d)) * cfg.init_std, cfg.genome_low, cfg.genome_high
+        )
+        return [
+            GaussianEmitter(
+                self.grid.archive,
+                sigma=cfg.sigma,
+                initial_solutions=init[i * cfg.batch_size : (i + 1) * cfg.batch_size],
+                lower_bounds=np.full(d, cfg.genome_low),
+                upper_bounds=np.full(d, cfg.genome_high),
+                batch_size=cfg.batch_size,
+                seed=s,
+            )
+            for i, s in enumerate(seeds)
+        ]
+
+
+class CMAME(_RibsScheduled):
+    """CMA-ME (Fontaine et al. 2020) from pyribs: GridArchive + EvolutionStrategyEmitters.
+
+    Every emitter is a CMA-ES (``es="cma_es"``) started at x0 = 0 with ``sigma0``, ranking by
+    ``ranker`` (two-stage improvement by default), restarting from a random elite by
+    ``restart_rule`` or when CMA-ES's own stop criteria fire.
+    """
+
+    name = "cma-me"
+
+    def _make_emitters(self, init_seed, seeds) -> list:
+        cfg, d = self.config, self.genome_size
+        return [
+            EvolutionStrategyEmitter(
+                self.grid.archive,
+                x0=np.zeros(d),
+                sigma0=cfg.sigma0,
+                ranker=cfg.ranker,
+                es="cma_es",
+                selection_rule=cfg.selection_rule,
+                restart_rule=cfg.restart_rule,
+                lower_bounds=np.full(d, cfg.genome_low),
+                upper_bounds=np.full(d, cfg.genome_high),
+                batch_size=cfg.batch_size,
+                seed=s,
+            )
+            for s in seeds
+        ]
+
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
+        info = super().tell(genomes, outcomes, descriptors)
+        info["restarts"] = sum(e.restarts for e in self.emitters)
+        return info
+
+
+# -- CMA-ES and random search ----------------------------------------------------------------
+class _Recorded:
+    """A passive grid (``elites``) and the record of successive bests (``best``)."""
+
+    name = "recorded"
+    main_archive = "elites"
+
+    def _setup(self, genome_size, measure_dim, env_spec, device, seed, archive_seed) -> None:
+        _check_measures(measure_dim, env_spec)
+        self.genome_size = int(genome_size)
+        self.device = torch.device(device)
+        self.generation = 0
+        self.grid = GridElites(solution_dim=genome_size, env_spec=env_spec, seed=archive_seed)
+        self.elites = _elites_archive("elites", genome_size, env_spec, self.device, seed + 1)
+        self.best = _elites_archive("best", genome_size, env_spec, self.device, seed + 2)
+
+    @property
+    def archives(self) -> dict[str, Archive]:
+        return {"elites": self.elites, "best": self.best}
+
+    def _record(self, solutions: np.ndarray, outcomes: Outcomes) -> None:
+        objective, measures, reward_area = _numpy(outcomes)
+        self.grid.add(solutions, objective, measures, reward_area)
+        self.grid.export(self.elites)
+        top = int(np.argmax(objective))  # first of equal bests
+        if self.best.empty or objective[top] > float(self.best.objectives[-1]):
+            gt = outcomes.descriptor[top : top + 1].float()
+            self.best.add(
+                torch.from_numpy(solutions[top : top + 1]).float(),
+                outcomes.fitness[top : top + 1].float(),
+                gt,
+                novelty=torch.zeros(1),
+                ground_truth=gt,
+                reward_area=outcomes.reward_area[top : top + 1],
+            )
+
+    def _best_value(self) -> float | None:
+        return None if self.best.empty else float(self.best.objectives[-1])
+
+    def _load_archives(self, archives: dict[str, Archive]) -> None:
+        self.elites = archives["elites"]
+        self.best = archives["best"]
+
+
+class CMAES(_Recorded):
+    """Plain CMA-ES on reward (pyribs's CMAEvolutionStrategy), with restarts.
+
+    mu = population // 2 parents with log weights (CMA-ES's standard selection); when
+    ``check_stop`` fires (condition number, tiny step size, or all rewards of the generation
+    equal, which sparse rewards make common) it restarts from x0 ~ N(0, init_std^2) clipped.
+    Bounds are handled by pyribs's resampling.
+    """
+
+    name = "cma-es"
+
+    def __init__(
+        self,
+        config: CMAESConfig,
+        *,
+        genome_size: int,
+        measure_dim: int,
+        env_spec: dict,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        archive_seed, opt_seed, _ = np.random.SeedSequence(int(seed)).spawn(3)
+        self._setup(genome_size, measure_dim, env_spec, device, seed, archive_seed)
+        d = self.genome_size
+        self.opt = CMAEvolutionStrategy(
+            sigma0=config.sigma0,
+            solution_dim=d,
+            batch_size=config.population or None,
+            seed=opt_seed,
+            dtype=np.float64,
+            lower_bounds=np.full(d, config.genome_low),
+            upper_bounds=np.full(d, config.genome_high),
+        )
+        self.opt.reset(np.zeros(d))
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self.restarts = 0
+        self._asked: np.ndarray | None = None
+        self._count = 0
+
+    def ask(self, max_count: int | None = None) -> torch.Tensor:
+        """One CMA-ES population, cut to ``max_count``."""
+        solutions = np.array(self.opt.ask(), dtype=np.float64)
+        count = len(solutions) if max_count is None else max(0, min(len(solutions), max_count))
+        self._asked, self._count = solutions, count
+        return torch.from_numpy(solutions[:count]).float().to(self.device)
+
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
+        """Record the genomes; a whole population also updates CMA-ES (a cut one does not)."""
+        if self._asked is None or len(genomes) != self._count:
+            raise RuntimeError("tell() must follow ask() with the genomes it returned")
+        solutions = self._asked[: len(genomes)]
+        self._record(solutions, outcomes)
+        if len(genomes) == len(self._asked):
+            fitness = outcomes.fitness.detach().cpu().double().numpy()
+            order = np.argsort(-fitness, kind="stable")
+            self.opt.tell(order, fitness, self.opt.batch_size // 2)
+            if self.opt.check_stop(fitness[order]):
+                cfg = self.config
+                x0 = torch.randn(self.genome_size, generator=self._generator) * cfg.init_std
+                self.opt.reset(x0.clamp_(cfg.genome_low, cfg.genome_high).double().numpy())
+                self.restarts += 1
+        self._asked = None
+        self.generation += 1
+        return {
+            "generation": self.generation,
+            "restarts": self.restarts,
+            "sigma": float(self.opt.sigma),
+            "best_objective": self._best_value(),
+        }
+
+    def state_dict(self) -> dict:
+        tensors: dict[str, torch.Tensor] = {"generator": self._generator.get_state()}
+        meta = {
+            "generation": self.generation,
+            "restarts": self.restarts,
+            "config": asdict(self.config),
+            "ribs_version": ribs.__version__,
+            "grid": self.grid.state("grid.", tensors),
+            "opt": cma_state(self.opt, "opt.", tensors),
+        }
+        return {"tensors": tensors, "meta": meta}
+
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        tensors, meta = state["tensors"], state["meta"]
+        self.grid.load("grid.", tensors, meta["grid"])
+        load_cma_state(self.opt, "opt.", tensors, meta["opt"])
+        self._generator.set_state(tensors["generator"])
+        self.generation = int(meta["generation"])
+        self.restarts = int(meta["restarts"])
+        self._load_archives(archives)
+        self._asked = None
+
+
+class RandomSearch(_Recorded):
+    """Random search: ``batch_size`` fresh genomes ~ N(0, init_std^2), clipped, per generation."""
+
+    name = "random"
+
+    def __init__(
+        self,
+        config: RandomConfig,
+        *,
+        genome_size: int,
+        measure_dim: int,
+        env_spec: dict,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        archive_seed, _, _ = np.random.SeedSequence(int(seed)).spawn(3)
+        self._setup(genome_size, measure_dim, env_spec, device, seed, archive_seed)
+        self._generator = torch.Generator().manual_seed(int(seed))
+
+    def ask(self, max_count: int | None = None) -> torch.Tensor:
+        cfg = self.config
+        count = cfg.batch_size if max_count is None else max(0, min(cfg.batch_size, max_count))
+        genomes = torch.randn(cfg.batch_size, self.genome_size, generator=self._generator)
+        genomes = (genomes * cfg.init_std).clamp_(cfg.genome_low, cfg.genome_high)
+        return genomes[:count].to(self.device)
+
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
+        self._record(genomes.detach().cpu().double().numpy(), outcomes)
+        self.generation += 1
+        return {"generation": self.generation, "best_objective": self._best_value()}
+
+    def state_dict(self) -> dict:
+        tensors: dict[str, torch.Tensor] = {"generator": self._generator.get_state()}
+        meta = {
+            "generation": self.generation,
+            "config": asdict(self.config),
+            "ribs_version": ribs.__version__,
+            "grid": self.grid.state("grid.", tensors),
+        }
+        return {"tensors": tensors, "meta": meta}
+
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        tensors, meta = state["tensors"], state["meta"]
+        self.grid.load("grid.", tensors, meta["grid"])
+        self._generator.set_state(tensors["generator"])
+        self.generation = int(meta["generation"])
+        self._load_archives(archives)
