@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="objective",
         help="field to rank by for --top (objective, reward_area, novelty...)",
     )
-    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument(
+        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+    )
 
     p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, tools.cmd_plot)
     p.add_argument("run", help="run folder")
@@ -292,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["reward", "count"],
         help="heatmap cell value: best reward or number of individuals",
     )
-    p.add_argument("--archive", default="novelty", help="archive for descriptors/heatmap")
+    p.add_argument("--archive", help="archive for descriptors/heatmap (default: the main one)")
     p.add_argument("--out", help="PNG path (default ./RUN-KIND.png; never inside the run)")
 
     p = _sub(
@@ -306,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, help="row of the archive")
     p.add_argument("--best", action="store_true", help="the row with the best objective")
     p.add_argument("--area", type=int, help="with --best: only rows in this reward area")
-    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument(
+        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+    )
     p.add_argument("--gif", action="store_true", help="also write an animated GIF of renders")
     p.add_argument("--frames", type=int, default=50, help="frames of the GIF")
     p.add_argument("--device", default="cpu", help="cpu, cuda")
@@ -315,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "export", "archive rows as CSV or parquet", EPILOG_EXPORT, tools.cmd_export)
     p.add_argument("run", help="run folder or archive file")
     p.add_argument("--format", default="csv", choices=["csv", "parquet"])
-    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument(
+        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+    )
     p.add_argument("--out", help="output file (default ./RUN-ARCHIVE.FORMAT)")
 
     p = _sub(
@@ -345,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--index", type=int, help="row of the archive")
     group.add_argument("--sample", type=int, help="N random rows")
     p.add_argument("--mutants", type=int, default=1000, help="mutants per genome")
-    p.add_argument("--archive", default="novelty", help="archive of the run (default novelty)")
+    p.add_argument(
+        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON")

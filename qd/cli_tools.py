@@ -112,7 +112,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             out,
             colours=archive.objectives.numpy(),
             colour_label="objective",
-            title=f"{run.name}: {args.archive} archive ({len(archive)})",
+            title=f"{run.name}: {archive.name} archive ({len(archive)})",
         )
     else:
         spec = env.spec.to_dict()
@@ -129,7 +129,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             env,
             values.view(*spec["grid_shape"]).numpy(),
             out,
-            title=f"{run.name}: {args.value} per cell ({args.archive} archive)",
+            title=f"{run.name}: {args.value} per cell ({archive.name} archive)",
             colour_label=args.value,
         )
     print(out)
@@ -177,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     archive, path = open_archive(args.run, args.archive)
     names = [n for n, (shape, _) in archive.schema.items() if len(shape) <= 1]
     frame = archive.data([*names, "index"], return_type="pandas")
-    out = args.out or _default_out(args.run, f"{args.archive}.{args.format}")
+    out = args.out or _default_out(args.run, f"{archive.name}.{args.format}")
     if args.format == "csv":
         frame.to_csv(out, index=False)
     else:

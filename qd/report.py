@@ -182,8 +182,9 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                 )
             )
     files = archive_files(folder)
-    if "novelty" in files:
-        archive = Archive.load(files["novelty"])
+    main = main_archive_name(folder)
+    if main in files:
+        archive = Archive.load(files[main])
         data = archive.data(["ground_truth", "objective"])
         if len(archive) and data["ground_truth"].shape[1] == 2:
             written.append(
@@ -193,7 +194,7 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                     plots / "archive.png",
                     colours=data["objective"],
                     colour_label="reward",
-                    title=f"{env.spec.name}: novelty archive ({len(archive)} individuals)",
+                    title=f"{env.spec.name}: {main} archive ({len(archive)} individuals)",
                 )
             )
     return written
@@ -213,14 +214,24 @@ def env_of(folder_or_archive: str | Path, archive: Archive | None = None):
     return envs.make(spec["name"], **spec.get("options", {}))
 
 
-def open_archive(target: str | Path, name: str = "novelty") -> tuple[Archive, Path]:
-    """Archive ``name`` of a run folder, or the archive file ``target`` itself."""
+def main_archive_name(folder: str | Path) -> str:
+    """The run's main archive: ``novelty`` for NS/SERENE, ``elites`` for the baselines."""
+    from qd.algorithms import ALGORITHMS
+
+    algorithm = read_config(folder).get("algorithm")
+    cls = ALGORITHMS.get(algorithm, (None, None))[1]
+    return getattr(cls, "main_archive", "novelty")
+
+
+def open_archive(target: str | Path, name: str | None = None) -> tuple[Archive, Path]:
+    """Archive ``name`` (default: the run's main archive) of a run folder, or the archive file
+    ``target`` itself."""
     path = Path(target)
     if path.is_file():
         return Archive.load(path), path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run folder or archive file")
-    read_config(path)
+    name = name or main_archive_name(path)
     files = archive_files(path)
     if name not in files:
         known = ", ".join(sorted(files)) or "none (the run has no archive yet)"

@@ -269,3 +269,14 @@ def test_bad_config_values(tmp_path, capsys):
     assert "ranker must be one of" in capsys.readouterr().err
     assert main(["run", "me", "--env", "hardmaze", "--out", out, "--set", "sigma=abc"]) == 2
     assert "bad value 'abc' for sigma" in capsys.readouterr().err
+
+
+def test_cli_tools_default_to_the_main_archive(tmp_path, capsys):
+    from qd.cli import main
+
+    out = tmp_path / "me"
+    args = ["run", "me", "--env", "hardmaze", "--budget", "250", "--out", str(out)]
+    assert main([*args, "--set", "env.episode_length=30", "--no-progress"]) == 0
+    assert main(["inspect", str(out), "--top", "1"]) == 0
+    assert "elites.safetensors" in capsys.readouterr().out
+    assert (out / "plots" / "archive.png").exists()
