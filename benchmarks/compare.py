@@ -1,0 +1,117 @@
+"""Run algorithms x environments x seeds at one budget and write one results table.
+
+Usage::
+
+    python benchmarks/compare.py --algorithms ns serene me cma-me nslc nsga2 cma-es random \
+        --envs hardmaze curling --seeds 0 1 2 --budget 100000 --out runs/compare --compile
+
+Every run goes to ``OUT/ENV/ALGO-sSEED`` through the same ``qd run`` machinery (same
+evaluator, budget accounting, metrics). Interrupted? Run the same command again: finished runs
+are skipped and unfinished ones resume from their last checkpoint. At the end it writes
+``OUT/results.json``, ``OUT/results.md`` (one row per env x algorithm: max reward per area,
+coverage, wall time, means over the seeds with the per-seed values in the JSON) and
+``OUT/ENV.png`` (reward per area and coverage curves, see ``compare_runs.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_runs import plot, summarise  # noqa: E402
+
+from qd.report import read_metrics  # noqa: E402
+from qd.run import RunConfig, parse_overrides, resume, start  # noqa: E402
+
+
+def finished(folder: Path, budget: int) -> bool:
+    """True when the run in ``folder`` spent its budget and wrote its archives."""
+    if not (folder / "archive").is_dir():
+        return False
+    metrics = read_metrics(folder)
+    return bool(metrics) and metrics[-1]["evaluations"] == budget
+
+
+def run_one(folder: Path, config: RunConfig) -> str:
+    """Start, resume or skip one run; returns what was done."""
+    if finished(folder, config.budget):
+        return "skipped (finished)"
+    if (folder / "config.json").exists():
+        resume(folder, progress=False)
+        return "resumed"
+    start(config, progress=False)
+    return "ran"
+
+
+def table_markdown(results: dict[str, dict[str, dict]], budget: int, seeds: list[int]) -> str:
+    """One Markdown table per env."""
+    lines = [f"Budget {budget:,} evaluations, seeds {seeds}; means over the seeds.", ""]
+    for env, rows in results.items():
+        areas = max(len(r["max_reward_mean"]) for r in rows.values())
+        head = " | ".join(f"max reward area {a}" for a in range(areas))
+        lines += [f"### {env}", "", f"| algorithm | {head} | coverage | wall time (s) |"]
+        lines.append("| --- " * (areas + 3) + "|")
+        for algo, r in rows.items():
+            rewards = " | ".join(f"{v:.3f}" for v in r["max_reward_mean"])
+            coverage = float(np.mean(r["coverage"]))
+            wall = float(np.mean(r["wall_time_s"]))
+            lines.append(f"| {algo} | {rewards} | {coverage:.3f} | {wall:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algorithms", nargs="+", required=True)
+    parser.add_argument("--envs", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, required=True)
+    parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the rollouts")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run setting for every run (e.g. checkpoint_every=5000, env.episode_length=100)",
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    results: dict[str, dict[str, dict]] = {}
+    for env in args.envs:
+        groups = {}
+        for algo in args.algorithms:
+            folders = []
+            for seed in args.seeds:
+                folder = out / env / f"{algo}-s{seed}"
+                config = RunConfig(
+                    algorithm=algo,
+                    env=env,
+                    out=str(folder),
+                    budget=args.budget,
+                    seed=seed,
+                    device=args.device,
+                    compile=args.compile,
+                )
+                config = parse_overrides(config, args.set)
+                done = run_one(folder, config)
+                print(f"{env} {algo} seed {seed}: {done}", flush=True)
+                folders.append(folder)
+            groups[algo] = folders
+        results[env] = summarise(groups)
+        plot(groups, out / env)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(table_markdown(results, args.budget, args.seeds))
+    print((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
