@@ -76,7 +76,7 @@ def plot(groups: dict[str, list[Path]], out: Path) -> Path:
         panels = [
             (f"max reward, area {a}", [c["max_reward"][:, a] for c in cs]) for a in range(areas)
         ]
-        panels.append(("coverage (all evaluated)", [c["coverage"] for c in cs]))
+        panels.append(("coverage (all explored)", [c["coverage"] for c in cs]))
         for ax, (title, series) in zip(axes, panels, strict=True):
             values = np.stack(
                 [np.interp(grid, c["evaluations"], s) for c, s in zip(cs, series, strict=True)]

@@ -114,7 +114,7 @@ def format_summary(info: dict) -> str:
         ("archives", archives),
         (
             "coverage",
-            f"{info['coverage']:.3f} (all evaluated), {info['coverage_archive']:.3f} (archive)",
+            f"{info['coverage']:.3f} (all explored), {info['coverage_archive']:.3f} (archive)",
         ),
         ("uniformity", f"{info['uniformity']:.3f}"),
         ("QD-score", f"{info['qd_score']:.3f}"),
@@ -160,7 +160,7 @@ def write_plots(folder: str | Path, env) -> list[Path]:
             plot_curves(
                 evals,
                 {
-                    "all evaluated": np.array([m["coverage"] for m in metrics]),
+                    "all explored": np.array([m["coverage"] for m in metrics]),
                     "archive": np.array([m["coverage_archive"] for m in metrics]),
                 },
                 plots / "coverage.png",

@@ -196,7 +196,8 @@ def test_sigkill_then_resume_gives_same_archive(tmp_path):
 
 def test_bad_run_inputs(tmp_path, capsys):
     assert main(["run", "nope", "--env", "hardmaze", "--out", str(tmp_path / "a")]) == 2
-    assert "known algorithms: ns" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "known algorithms:" in err and " ns," in err and "serene" in err
     assert main(["run", "ns", "--env", "nowhere", "--out", str(tmp_path / "b")]) == 2
     assert "known environments" in capsys.readouterr().err
     assert (

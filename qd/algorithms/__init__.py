@@ -21,6 +21,7 @@ from qd.algorithms.baselines import (
     RandomSearch,
 )
 from qd.algorithms.ns import NoveltySearch, NSConfig
+from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
 
 ALGORITHMS: dict[str, tuple[type, type]] = {
@@ -30,6 +31,8 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "cma-me": (CMAMEConfig, CMAME),
     "cma-es": (CMAESConfig, CMAES),
     "random": (RandomConfig, RandomSearch),
+    "nslc": (NSLCConfig, NSLC),
+    "nsga2": (NSGA2Config, NSGA2),
 }
 
 

@@ -38,7 +38,7 @@ from ribs.emitters.opt import CMAEvolutionStrategy
 from ribs.schedulers import Scheduler
 
 from qd.archive import Archive, InsertionRule
-from qd.emitters.cma import _MATRICES, _VECTORS
+from qd.emitters.cma import cma_state, load_cma_state, numpy_tensor, rng_state, set_rng_state
 from qd.evaluation import Outcomes
 
 RANKERS = ("2imp", "imp", "2obj", "obj", "2rd", "rd")
@@ -193,50 +193,6 @@ class RandomConfig:
 
 
 # -- numpy state <-> tensors + JSON ----------------------------------------------------------
-def rng_state(rng: np.random.Generator) -> dict:
-    """JSON-able state of a numpy Generator."""
-    return rng.bit_generator.state
-
-
-def set_rng_state(rng: np.random.Generator, state: dict) -> None:
-    rng.bit_generator.state = state
-
-
-def _tensor(array) -> torch.Tensor:
-    return torch.from_numpy(np.array(array, copy=True))
-
-
-def cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict) -> dict:
-    """Write a pyribs CMAEvolutionStrategy's arrays to ``tensors``; return its JSON meta."""
-    if not isinstance(opt, CMAEvolutionStrategy):
-        raise TypeError(f"cannot checkpoint {type(opt).__name__}; only CMAEvolutionStrategy")
-    for name in _VECTORS:
-        tensors[f"{prefix}{name}"] = _tensor(getattr(opt, name))
-    for name in _MATRICES:
-        tensors[f"{prefix}cov.{name}"] = _tensor(getattr(opt.cov, name))
-    return {
-        "sigma": float(opt.sigma),
-        "current_eval": int(opt.current_eval),
-        "condition_number": float(opt.cov.condition_number),
-        "updated_eval": int(opt.cov.updated_eval),
-        "rng": rng_state(opt._rng),
-    }
-
-
-def load_cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict, meta: dict) -> None:
-    """Inverse of :func:`cma_state` on an optimizer built with the same settings."""
-    opt.reset(np.zeros(opt.solution_dim, dtype=opt.dtype))
-    for name in _VECTORS:
-        setattr(opt, name, tensors[f"{prefix}{name}"].numpy().copy())
-    for name in _MATRICES:
-        setattr(opt.cov, name, tensors[f"{prefix}cov.{name}"].numpy().copy())
-    opt.sigma = meta["sigma"]
-    opt.current_eval = meta["current_eval"]
-    opt.cov.condition_number = meta["condition_number"]
-    opt.cov.updated_eval = meta["updated_eval"]
-    set_rng_state(opt._rng, meta["rng"])
-
-
 def emitter_state(emitter, prefix: str, tensors: dict) -> dict:
     """State of a pyribs GaussianEmitter or EvolutionStrategyEmitter (CMA-ES)."""
     if isinstance(emitter, GaussianEmitter):
@@ -320,8 +276,8 @@ class GridElites:
         grid = self.archive
         data = grid.data([*_GRID_FIELDS, "index"])
         for name in _GRID_FIELDS:
-            tensors[f"{prefix}{name}"] = _tensor(data[name])
-        tensors[f"{prefix}index"] = _tensor(data["index"].astype(np.int64))
+            tensors[f"{prefix}{name}"] = numpy_tensor(data[name])
+        tensors[f"{prefix}index"] = numpy_tensor(data["index"].astype(np.int64))
         best = grid.best_elite
         return {
             "rng": rng_state(grid._rng),

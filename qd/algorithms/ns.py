@@ -165,6 +165,7 @@ class NoveltySearch:
             reference=reference,
             self_index=n_archive + torch.arange(len(union["measures"]), device=self.device),
         )
+        order, selection_info = self._select_survivors(union, novelty)
         self.archive.add(
             rows["solution"],
             rows["objective"],
@@ -173,7 +174,6 @@ class NoveltySearch:
             ground_truth=rows["ground_truth"],
             reward_area=rows["reward_area"],
         )
-        order = torch.sort(novelty, descending=True, stable=True).indices[: self.config.pop_size]
         self.population.clear()
         self.population.add(
             union["solution"][order],
@@ -189,7 +189,18 @@ class NoveltySearch:
             "generation": self.generation,
             "novelty_mean": float(novelty[n_pop:].mean()) if len(novelty) > n_pop else 0.0,
             "novelty_max": float(novelty.max()),
+            **selection_info,
         }
+
+    def _select_survivors(
+        self, union: dict[str, torch.Tensor], novelty: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
+        """Rows of population + offspring (``union``, with their ``novelty``) that form the next
+        population, in order, and extra metrics. NS: the ``pop_size`` most novel (stable order on
+        ties). Called before this generation's archive insertion, so :attr:`archive` is the one
+        the novelty was computed against (rows ``[archive; union]`` of the reference set).
+        """
+        return torch.sort(novelty, descending=True, stable=True).indices[: self.config.pop_size], {}
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:

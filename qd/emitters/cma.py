@@ -13,6 +13,7 @@ for the 6 episodes it scores).
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -129,26 +130,18 @@ class CMAEmitters:
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
-        """Tensors (and a JSON-encoded numpy RNG state) that rebuild the batch."""
-        e = len(self)
+        """Tensors (CMA-ES arrays, and their scalars + numpy RNG states as a JSON byte tensor)
+        that rebuild the batch with :meth:`from_state`."""
         state = {
             "ancestors": self.ancestors,
             "sigmas": self.sigmas,
             "best_genomes": self.best_genomes,
             "best_rewards": self.best_rewards,
-            "history": self.reward_history() if self.history else torch.zeros(e, 0),
+            "history": self.reward_history() if self.history else torch.zeros(len(self), 0),
         }
-        for name in _VECTORS:
-            state[f"cma.{name}"] = _stack([getattr(s, name) for s in self.strategies], e)
-        for name in _MATRICES:
-            state[f"cma.{name}"] = _stack([getattr(s.cov, name) for s in self.strategies], e)
-        scalars = [
-            [s.sigma, s.current_eval, s.cov.condition_number, s.cov.updated_eval]
-            for s in self.strategies
-        ]
-        state["cma.scalars"] = torch.tensor(scalars, dtype=torch.float64).view(e, 4)
-        rng = json.dumps([s._rng.bit_generator.state for s in self.strategies])
-        state["cma.rng"] = torch.frombuffer(bytearray(rng.encode()), dtype=torch.uint8)
+        meta = [cma_state(s, f"cma{i}.", state) for i, s in enumerate(self.strategies)]
+        encoded = bytearray(json.dumps(meta).encode())
+        state["cma.meta"] = torch.frombuffer(encoded, dtype=torch.uint8)
         return state
 
     @classmethod
@@ -167,35 +160,64 @@ class CMAEmitters:
         other.best_genomes = state["best_genomes"].clone()
         other.best_rewards = state["best_rewards"].clone()
         other.history = list(state["history"].unbind(1))
-        rng_states = json.loads(bytes(state["cma.rng"].tolist()).decode())
+        meta = json.loads(bytes(state["cma.meta"].tolist()).decode())
         other.strategies = []
         for i, sigma0 in enumerate(other.sigmas.tolist()):
-            s = other._strategy(sigma0, None)
-            s.reset(state["cma.mean"][i].numpy())
-            for name in _VECTORS:
-                setattr(s, name, state[f"cma.{name}"][i].numpy().copy())
-            for name in _MATRICES:
-                setattr(s.cov, name, state[f"cma.{name}"][i].numpy().copy())
-            sigma, current, condition, updated = state["cma.scalars"][i].tolist()
-            s.sigma, s.current_eval = sigma, int(current)
-            s.cov.condition_number, s.cov.updated_eval = condition, int(updated)
-            s._rng.bit_generator.state = rng_states[i]
-            other.strategies.append(s)
+            strategy = other._strategy(sigma0, None)
+            load_cma_state(strategy, f"cma{i}.", state, meta[i])
+            other.strategies.append(strategy)
         return other
 
     def subset(self, keep: torch.Tensor) -> CMAEmitters:
         """A new batch with the emitters where ``keep`` is True (independent copies)."""
         index = torch.nonzero(keep).flatten().tolist()
-        state = self.state()
-        rng = json.loads(bytes(state.pop("cma.rng").tolist()).decode())
-        picked = {k: v[index] for k, v in state.items()}
-        picked["cma.rng"] = torch.frombuffer(
-            bytearray(json.dumps([rng[i] for i in index]).encode()), dtype=torch.uint8
-        )
-        return CMAEmitters.from_state(picked, self.config, self.generator, self.generations)
+        other = copy.copy(self)
+        other.strategies = [copy.deepcopy(self.strategies[i]) for i in index]
+        other.ancestors, other.sigmas = self.ancestors[index], self.sigmas[index]
+        other.best_genomes, other.best_rewards = self.best_genomes[index], self.best_rewards[index]
+        other.history = [h[index] for h in self.history]
+        return other
 
 
-def _stack(arrays: list, count: int) -> torch.Tensor:
-    if not count:
-        return torch.zeros(0)
-    return torch.from_numpy(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]))
+def rng_state(rng: np.random.Generator) -> dict:
+    """JSON-able state of a numpy Generator."""
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def numpy_tensor(array) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict) -> dict:
+    """Write a pyribs CMAEvolutionStrategy's arrays to ``tensors``; return its JSON meta."""
+    if not isinstance(opt, CMAEvolutionStrategy):
+        raise TypeError(f"cannot checkpoint {type(opt).__name__}; only CMAEvolutionStrategy")
+    for name in _VECTORS:
+        tensors[f"{prefix}{name}"] = numpy_tensor(getattr(opt, name))
+    for name in _MATRICES:
+        tensors[f"{prefix}cov.{name}"] = numpy_tensor(getattr(opt.cov, name))
+    return {
+        "sigma": float(opt.sigma),
+        "current_eval": int(opt.current_eval),
+        "condition_number": float(opt.cov.condition_number),
+        "updated_eval": int(opt.cov.updated_eval),
+        "rng": rng_state(opt._rng),
+    }
+
+
+def load_cma_state(opt: CMAEvolutionStrategy, prefix: str, tensors: dict, meta: dict) -> None:
+    """Inverse of :func:`cma_state` on an optimizer built with the same settings."""
+    opt.reset(np.zeros(opt.solution_dim, dtype=opt.dtype))
+    for name in _VECTORS:
+        setattr(opt, name, tensors[f"{prefix}{name}"].numpy().copy())
+    for name in _MATRICES:
+        setattr(opt.cov, name, tensors[f"{prefix}cov.{name}"].numpy().copy())
+    opt.sigma = meta["sigma"]
+    opt.current_eval = meta["current_eval"]
+    opt.cov.condition_number = meta["condition_number"]
+    opt.cov.updated_eval = meta["updated_eval"]
+    set_rng_state(opt._rng, meta["rng"])
