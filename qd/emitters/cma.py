@@ -123,11 +123,6 @@ class CMAEmitters:
     def best(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.best_genomes, self.best_rewards
 
-    @property
-    def parent_rewards(self) -> torch.Tensor:
-        """Best reward so far, ``[E, 1]`` (what SERENE compares before/after a generation)."""
-        return self.best_rewards[:, None].clone()
-
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors (CMA-ES arrays, and their scalars + numpy RNG states as a JSON byte tensor)
