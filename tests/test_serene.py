@@ -41,8 +41,19 @@ def _loop(budget, seed=0, **options):
     return serene, phases, used
 
 
-def test_chunks_bootstrap_and_budget():
+def test_chunks_bootstrap_and_budget(monkeypatch):
+    choices = []
+    original = Serene._choose_emitter
+
+    def counted(self):
+        choices.append((self.chunks, len(self.emitters)))
+        return original(self)
+
+    monkeypatch.setattr(Serene, "_choose_emitter", counted)
     serene, phases, used = _loop(2500)
+    # the emitter to run is chosen once per exploitation chunk (it then runs until the chunk
+    # ends or it stagnates, and W = 433 generations here: it cannot stagnate so soon)
+    assert choices and len({chunk for chunk, _ in choices}) == len(choices)
     assert used == 2500  # the last batch is cut to the budget
     kinds = [p[1] for p in phases]
     first_exploit = kinds.index("bootstrap")

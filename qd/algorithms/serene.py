@@ -186,6 +186,7 @@ class Serene:
         self._last_offspring = torch.zeros(0, genome_size, device=self.device)
         self.n_areas = int(env_spec.get("reward_areas", 0))
         self.emitter_evaluations = 0
+        self._running: int | None = None  # emitter chosen for this chunk
         self.area_evaluations = torch.zeros(self.n_areas, dtype=torch.long)
         self.chunks = 0
         self.bootstrap_evaluations = config.emitter_mu * (
@@ -237,6 +238,7 @@ class Serene:
             self.chunk_used = 0
 
     def _end_chunk(self) -> None:
+        self._running = None
         count = self._n_candidates() + len(self.emitters)
         reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)
         self.scheduler.update(
@@ -274,7 +276,9 @@ class Serene:
             self._stage = ("bootstrap", batch, ancestors, 0)
             genomes = batch.initial().flatten(0, 1)
         elif self.emitters:
-            index = self._choose_emitter()
+            if self._running is None:  # chosen once, then run until the chunk ends or it stops
+                self._running = self._choose_emitter()
+            index = self._running
             self._stage = ("run", index)
             genomes = self.emitters[index].search.ask().flatten(0, 1)
         else:
@@ -442,6 +446,7 @@ class Serene:
         self._stage = None
 
     def _terminate(self, index: int) -> None:
+        self._running = None
         emitter = self.emitters.pop(index)
         a = emitter.ancestor
         self.reward_archive.add(
@@ -544,4 +549,4 @@ class Serene:
             self.emitters.append(
                 _Emitter(search, ancestor, m["improvement"], m["best"], m["most_novel"], buffer)
             )
-        self.phase, self._stage = None, None
+        self.phase, self._stage, self._running = None, None, None
