@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from ribs.emitters.opt import CMAEvolutionStrategy
 
-from qd.emitters.elitist import EmitterConfig
+from qd.emitters.elitist import EmitterConfig, generation_mean, update_best
 
 _VECTORS = ("mean", "pc", "ps")
 _MATRICES = ("cov", "eigenbasis", "eigenvalues", "invsqrt")
@@ -102,13 +102,10 @@ class CMAEmitters:
         for strategy, values in zip(self.strategies, rewards.double().numpy(), strict=True):
             order = np.argsort(-values, kind="stable")
             strategy.tell(order, values[order], self.config.mu // 2)
-        top, where = rewards.max(1)
-        better = top > self.best_rewards
-        picked = offspring.float()[torch.arange(len(rewards)), where]
-        self.best_genomes = torch.where(better[:, None], picked, self.best_genomes)
-        self.best_rewards = torch.where(better, top, self.best_rewards)
-        finite = torch.where(torch.isfinite(rewards), rewards, torch.nan)
-        self.history.append(finite.nanmean(1))
+        self.best_genomes, self.best_rewards = update_best(
+            self.best_genomes, self.best_rewards, offspring.float(), rewards
+        )
+        self.history.append(generation_mean(rewards))
         self.generations += 1
         return self.best_rewards
 

@@ -58,6 +58,23 @@ def improvement(history: torch.Tensor) -> torch.Tensor:
     return (last - first).clamp(min=0)
 
 
+def update_best(
+    best_genomes: torch.Tensor, best_rewards: torch.Tensor, genomes: torch.Tensor, rewards
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per emitter, the better of the best so far (``[E, D]``, ``[E]``) and this generation's
+    best of ``genomes [E, k, D]`` / ``rewards [E, k]``."""
+    top, where = rewards.max(1)
+    better = top > best_rewards
+    picked = genomes[torch.arange(len(genomes)), where]
+    genomes_out = torch.where(better[:, None], picked, best_genomes)
+    return genomes_out, torch.where(better, top, best_rewards)
+
+
+def generation_mean(rewards: torch.Tensor) -> torch.Tensor:
+    """Mean reward ``[E]`` of each emitter's generation, ignoring ``-inf`` padding rows."""
+    return torch.where(torch.isfinite(rewards), rewards, torch.nan).nanmean(1)
+
+
 def stagnation_window(genome_size: int, mu: int) -> int:
     """SERENE's W = int(20 * D / mu + 120)."""
     return int(20 * genome_size / mu + 120)
@@ -134,11 +151,9 @@ class ElitistEmitters:
         return mutated.clamp(self.config.genome_low, self.config.genome_high)
 
     def _track_best(self, genomes: torch.Tensor, rewards: torch.Tensor) -> None:
-        top, where = rewards.max(1)
-        better = top > self.best_rewards
-        picked = genomes[torch.arange(len(genomes)), where]
-        self.best_genomes = torch.where(better[:, None], picked, self.best_genomes)
-        self.best_rewards = torch.where(better, top, self.best_rewards)
+        self.best_genomes, self.best_rewards = update_best(
+            self.best_genomes, self.best_rewards, genomes, rewards
+        )
 
     def _scores(self, rewards: torch.Tensor, measures: torch.Tensor) -> torch.Tensor:
         if self.novelty is None:
@@ -189,8 +204,7 @@ class ElitistEmitters:
             all_measures, 1, keep[..., None].expand(-1, -1, all_measures.shape[2])
         )
         self._track_best(offspring, rewards)
-        finite = torch.where(torch.isfinite(rewards), rewards, torch.nan)
-        self.history.append(finite.nanmean(1))
+        self.history.append(generation_mean(rewards))
         self.generations += 1
         return self.best_rewards
 
