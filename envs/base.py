@@ -74,6 +74,20 @@ class EnvSpec:
         }
 
 
+def goal_reward(dist: torch.Tensor, radius: torch.Tensor, finished: torch.Tensor) -> torch.Tensor:
+    """The seed papers' sparse reward: ``(r - d) / r`` of the best goal (0 outside every goal)
+    where ``finished``, else 0. ``dist [B, G]`` to the goal centres, ``radius [G]``."""
+    per_goal = ((radius - dist) / radius).clamp(min=0).max(1).values
+    return torch.where(finished, per_goal, torch.zeros_like(per_goal))
+
+
+def goal_area(dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Index ``[B]`` of the first goal containing each row (``dist < radius``), -1 if none."""
+    inside = dist < radius
+    first = inside.float().argmax(1)
+    return torch.where(inside.any(1), first, torch.full_like(first, -1))
+
+
 @runtime_checkable
 class BatchedEnv(Protocol):
     """What the evaluator needs from an environment (see the module docstring)."""

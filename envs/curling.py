@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, goal_area, goal_reward
 
 HALF = 1.5
 BALL_RADIUS = 0.15
@@ -177,16 +177,10 @@ class Curling:
 
     def reward(self, state: CurlingState) -> torch.Tensor:
         dist, radius = self._goal_distances(state)
-        per_goal = ((radius - dist) / radius).clamp(min=0).max(1).values
-        return torch.where(
-            state.t >= self.spec.episode_length, per_goal, torch.zeros_like(per_goal)
-        )
+        return goal_reward(dist, radius, state.t >= self.spec.episode_length)
 
     def reward_area(self, state: CurlingState) -> torch.Tensor:
-        dist, radius = self._goal_distances(state)
-        inside = dist < radius
-        first = inside.float().argmax(1)
-        return torch.where(inside.any(1), first, torch.full_like(first, -1))
+        return goal_area(*self._goal_distances(state))
 
     def descriptor(self, state: CurlingState) -> torch.Tensor:
         return state.pos.clone()

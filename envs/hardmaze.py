@@ -26,7 +26,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, goal_area, goal_reward
 from envs.pixel_map import NO_HIT, disk_obstacles, disk_offsets, laser_table, load_pbm
 
 WORLD_SIZE = 600.0
@@ -343,16 +343,11 @@ class HardMaze:
     def reward(self, state: MazeState) -> torch.Tensor:
         """(r - d) / r inside a goal, 0 elsewhere; only once the episode is over."""
         dist, radius = self._goal_distances(state)
-        per_goal = ((radius - dist) / radius).clamp(min=0)
-        over = state.t >= self.spec.episode_length
-        return torch.where(over, per_goal.max(1).values, torch.zeros_like(state.x))
+        return goal_reward(dist, radius, state.t >= self.spec.episode_length)
 
     def reward_area(self, state: MazeState) -> torch.Tensor:
         """Index of the goal the robot is in (-1 outside every goal)."""
-        dist, radius = self._goal_distances(state)
-        inside = dist < radius
-        first = inside.float().argmax(1)
-        return torch.where(inside.any(1), first, torch.full_like(first, -1))
+        return goal_area(*self._goal_distances(state))
 
     def descriptor(self, state: MazeState) -> torch.Tensor:
         """Final position divided by the world size, ``[B, 2]`` in [0, 1]."""

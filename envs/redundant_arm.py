@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, goal_area, goal_reward
 
 N_JOINTS = 20
 LINK = 0.05
@@ -309,16 +309,11 @@ class RedundantArm:
         """(r - d) / r of the end effector inside a goal, 0 elsewhere; only at the horizon
         (rows that stopped early are rewarded on their frozen pose)."""
         dist, radius = self._goal_distances(state)
-        per_goal = ((radius - dist) / radius).clamp(min=0).max(1).values
-        over = state.t >= self.spec.episode_length
-        return torch.where(over, per_goal, torch.zeros_like(per_goal))
+        return goal_reward(dist, radius, state.t >= self.spec.episode_length)
 
     def reward_area(self, state: ArmState) -> torch.Tensor:
         """Index of the goal containing the end effector (-1 outside every goal)."""
-        dist, radius = self._goal_distances(state)
-        inside = dist < radius
-        first = inside.float().argmax(1)
-        return torch.where(inside.any(1), first, torch.full_like(first, -1))
+        return goal_area(*self._goal_distances(state))
 
     def descriptor(self, state: ArmState) -> torch.Tensor:
         """End effector (x, y), ``[B, 2]`` in [0, 1]."""
