@@ -24,6 +24,13 @@ def test_sigma_rule():
 def test_improvement_and_window():
     history = torch.tensor([[0.1, 0.1, 0.1, 0.2, 0.4, 0.6], [0.5, 0.5, 0.5, 0.2, 0.2, 0.2]])
     assert improvement(history).tolist() == pytest.approx([0.3, 0.0])
+    # [E, G, k]: the means run over every reward of the first / last 3 generations
+    population = torch.zeros(1, 6, 6)
+    population[0, 3:, 0] = 0.6  # one parent of six improved in the last 3 generations
+    assert improvement(population).item() == pytest.approx(0.1)
+    padded = population.clone()
+    padded[0, -1, 1:] = -float("inf")  # rows cut by the budget do not count
+    assert improvement(padded).item() == pytest.approx((0.6 * 3) / 13)
     assert stagnation_window(63, 6) == int(20 * 63 / 6 + 120) == 330
 
 
@@ -37,6 +44,13 @@ def test_stagnation_rule():
     assert stagnated(flat, window).item()  # median and max equal: no improvement
     assert stagnated(peak_early, window).item()
     assert not stagnated(young, window).item()  # only runs once more than W generations ran
+    # [E, G, k]: medians and maxima over all rewards of the 20 generations
+    better_best = torch.zeros(1, 60, 6)
+    better_best[0, 40:, 0] = 1.0  # the best parent improved, the median did not
+    assert stagnated(better_best, window).item()
+    both = torch.zeros(1, 60, 6)
+    both[0, 40:, :4] = 1.0
+    assert not stagnated(both, window).item()
 
 
 def test_batched_elitist_step():
@@ -57,9 +71,14 @@ def test_batched_elitist_step():
         emitters.tell(offspring, -offspring.pow(2).sum(-1))
     best_after = emitters.best()[1]
     assert (best_after >= best_before).all()  # elitist: never worse
-    assert emitters.reward_history().shape == (3, 21)
+    history = emitters.reward_history()
+    assert history.shape == (3, 21, 6)
+    # the history holds the parents' rewards after each selection: never worse under elitism
+    assert (history.max(2).values.diff(dim=1) >= 0).all()
+    assert (history.mean(2).diff(dim=1) >= 0).all()
+    assert torch.equal(history[:, -1], emitters.parent_rewards)
     emitters.select(torch.tensor([True, False, True]))
-    assert len(emitters) == 2 and emitters.reward_history().shape == (2, 21)
+    assert len(emitters) == 2 and emitters.reward_history().shape == (2, 21, 6)
 
 
 def test_elitist_keeps_the_mu_best():
@@ -116,7 +135,7 @@ def test_cma_emitters_climb_and_checkpoint_exactly():
         assert offspring.shape == (3, 6, 5) and offspring.abs().max() <= 5
         emitters.tell(offspring, _sphere(offspring))
     assert (emitters.best()[1] > start + 1.0).all()  # from -5 to near 0
-    assert emitters.reward_history().shape == (3, 61)
+    assert emitters.reward_history().shape == (3, 61, 6)
     # a state round trip continues exactly like the original (means, covariances, numpy RNG)
     copy = CMAEmitters.from_state(emitters.state(), config, gen, emitters.generations)
     a, b = emitters.ask(), copy.ask()

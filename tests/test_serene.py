@@ -8,6 +8,7 @@ import envs
 from qd.algorithms.serene import Serene, SereneConfig, pareto_front
 from qd.archive import Archive
 from qd.cli import main
+from qd.emitters import improvement
 from qd.evaluation import LocalEvaluator
 from qd.policies import SereneMLP
 from qd.report import format_summary, summary
@@ -65,6 +66,11 @@ def test_chunks_bootstrap_and_budget(monkeypatch):
     assert boot[:6] == [6 * n] + [12 * n] * 5 and 6 * n * 11 <= 1000 - 1000 // 3 + 66
     assert len(serene.reward_archive) > 0
     assert all(p[2] == 12 for p in phases if p[1] == "run")
+    # the emitter that ran had its improvement re-estimated when its chunk ended (authors' code)
+    ran = [e for e in serene.emitters if e.search.reward_history().shape[1] > 6]
+    assert ran and "run" in kinds
+    for e in ran:
+        assert e.improvement == pytest.approx(float(improvement(e.search.reward_history())[0]))
 
 
 @pytest.mark.parametrize("emitter_type", ["novelty", "cma"])

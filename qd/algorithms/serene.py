@@ -10,10 +10,13 @@ Exploitation chunk:
    archive), each get an elitist (6 + 12) emitter for 6 + 5 x 12 = 66 evaluations; several
    candidates are bootstrapped together as one batch (``qd.emitters.ElitistEmitters``) while
    more than a third of the chunk is left. A candidate becomes an active emitter iff its
-   improvement (mean reward of the last 3 generations minus the first 3, floored at 0) is > 0.
+   improvement is > 0: the mean reward of the emitter population (its mu parents after
+   selection) over the last 3 generations minus the same over its first 3, floored at 0.
 2. Then an emitter is picked uniformly at random from the first Pareto front of (novelty of its
    ancestor w.r.t. the reward archive, improvement) and run generation after generation until
    the chunk is spent or it stagnates (W = int(20 D / mu + 120) generations; first vs last 20).
+   When the chunk ends, the improvement of the emitter that ran is re-estimated (last 3
+   generations vs its first 3), as in the authors' code.
 The reward archive receives each emitter's first rewarding best, every new best, and its
 ancestor when it stops; the novelty archive receives, from every stopped emitter, 5 random
 individuals of its buffer of individuals more novel (w.r.t. the NS reference set) than its most
@@ -238,6 +241,9 @@ class Serene:
             self.chunk_used = 0
 
     def _end_chunk(self) -> None:
+        if self._running is not None:  # the emitter that ran: re-estimate its improvement
+            emitter = self.emitters[self._running]
+            emitter.improvement = float(improvement(emitter.search.reward_history())[0])
         self._running = None
         count = self._n_candidates() + len(self.emitters)
         reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)

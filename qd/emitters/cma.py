@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from ribs.emitters.opt import CMAEvolutionStrategy
 
-from qd.emitters.elitist import EmitterConfig, generation_mean, update_best
+from qd.emitters.elitist import EmitterConfig, update_best
 
 _VECTORS = ("mean", "pc", "ps")
 _MATRICES = ("cov", "eigenbasis", "eigenvalues", "invsqrt")
@@ -105,7 +105,7 @@ class CMAEmitters:
         self.best_genomes, self.best_rewards = update_best(
             self.best_genomes, self.best_rewards, offspring.float(), rewards
         )
-        self.history.append(generation_mean(rewards))
+        self.history.append(rewards.clone())  # the generation's population rewards [E, 6]
         self.generations += 1
         return self.best_rewards
 
@@ -129,7 +129,9 @@ class CMAEmitters:
             "sigmas": self.sigmas,
             "best_genomes": self.best_genomes,
             "best_rewards": self.best_rewards,
-            "history": self.reward_history() if self.history else torch.zeros(len(self), 0),
+            "history": (
+                self.reward_history() if self.history else torch.zeros(len(self), 0, self.config.mu)
+            ),
         }
         meta = [cma_state(s, f"cma{i}.", state) for i, s in enumerate(self.strategies)]
         encoded = bytearray(json.dumps(meta).encode())

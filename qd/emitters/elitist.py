@@ -50,12 +50,25 @@ def initial_sigma(ancestors: torch.Tensor, others: torch.Tensor, *, fallback: fl
     return torch.where(torch.isfinite(sigma), sigma, torch.full_like(sigma, fallback))
 
 
+def _per_generation(history: torch.Tensor) -> torch.Tensor:
+    """``[E, G, k]`` rewards with non-finite entries (padding) as NaN; ``[E, G]`` gets k = 1."""
+    history = history.float()
+    if history.dim() == 2:
+        history = history[..., None]
+    return torch.where(torch.isfinite(history), history, torch.nan)
+
+
 def improvement(history: torch.Tensor) -> torch.Tensor:
-    """``max(mean(last 3 generations) - mean(first 3), 0)`` of per-generation rewards ``[E, G]``
-    (SERENE's bootstrap test; the mean over each generation's offspring is taken by the caller)."""
-    first = history[:, :3].mean(1)
-    last = history[:, -3:].mean(1)
-    return (last - first).clamp(min=0)
+    """``max(mean(last 3 generations) - mean(first 3), 0)`` per emitter.
+
+    ``history [E, G, k]`` holds each generation's population rewards (the elitist emitter's mu
+    parents after selection, CMA-ES's sampled population), as the authors' ``values``; the
+    means run over every reward of those generations. ``[E, G]`` is read as ``k = 1``.
+    """
+    values = _per_generation(history)
+    first = values[:, :3].flatten(1).nanmean(1)
+    last = values[:, -3:].flatten(1).nanmean(1)
+    return torch.nan_to_num(last - first, nan=0.0).clamp(min=0)
 
 
 def update_best(
@@ -70,26 +83,27 @@ def update_best(
     return genomes_out, torch.where(better, top, best_rewards)
 
 
-def generation_mean(rewards: torch.Tensor) -> torch.Tensor:
-    """Mean reward ``[E]`` of each emitter's generation, ignoring ``-inf`` padding rows."""
-    return torch.where(torch.isfinite(rewards), rewards, torch.nan).nanmean(1)
-
-
 def stagnation_window(genome_size: int, mu: int) -> int:
     """SERENE's W = int(20 * D / mu + 120)."""
     return int(20 * genome_size / mu + 120)
 
 
 def stagnated(history: torch.Tensor, window: int) -> torch.Tensor:
-    """Stop rule over per-generation rewards ``[E, G]``: once more than ``window`` generations
-    ran, compare the first and last 20 of the last ``window``; stop if the median or the max did
-    not improve. Emitters with ``G <= window`` never stop."""
-    if history.shape[1] <= window:
-        return torch.zeros(history.shape[0], dtype=torch.bool, device=history.device)
-    recent = history[:, -window:]
-    first, last = recent[:, :20], recent[:, -20:]
-    no_median = first.median(1).values >= last.median(1).values
-    no_max = first.max(1).values >= last.max(1).values
+    """Stop rule over per-generation population rewards ``[E, G, k]`` (or ``[E, G]``): once
+    more than ``window`` generations ran, compare the first and last 20 generations of the last
+    ``window`` (all their rewards together); stop if the median or the max did not improve.
+    Emitters with ``G <= window`` never stop."""
+    values = _per_generation(history)
+    if values.shape[1] <= window:
+        return torch.zeros(values.shape[0], dtype=torch.bool, device=values.device)
+    recent = values[:, -window:]
+    first, last = recent[:, :20].flatten(1), recent[:, -20:].flatten(1)
+    no_median = first.nanmedian(1).values >= last.nanmedian(1).values
+    low = torch.tensor(-float("inf"), device=values.device)
+    no_max = (
+        torch.where(first.isnan(), low, first).max(1).values
+        >= torch.where(last.isnan(), low, last).max(1).values
+    )
     return no_median | no_max
 
 
@@ -129,7 +143,7 @@ class ElitistEmitters:
         self.parent_measures = torch.zeros(e, config.mu, 0)
         self.best_genomes = self.ancestors.clone()
         self.best_rewards = torch.full((e,), -float("inf"))
-        self.history: list[torch.Tensor] = []  # per generation: mean offspring reward [E]
+        self.history: list[torch.Tensor] = []  # parents' rewards after each selection [E, mu]
         self.generations = 0
 
     @property
@@ -172,7 +186,7 @@ class ElitistEmitters:
         if measures is not None:
             self.parent_measures = measures.float().clone()
         self._track_best(self.parents, self.parent_rewards)
-        self.history.append(self.parent_rewards.mean(1))
+        self.history.append(self.parent_rewards.clone())
         self.generations += 1
 
     def ask(self) -> torch.Tensor:
@@ -204,12 +218,12 @@ class ElitistEmitters:
             all_measures, 1, keep[..., None].expand(-1, -1, all_measures.shape[2])
         )
         self._track_best(offspring, rewards)
-        self.history.append(generation_mean(rewards))
+        self.history.append(self.parent_rewards.clone())
         self.generations += 1
         return self.best_rewards
 
     def reward_history(self) -> torch.Tensor:
-        """Per-generation mean rewards ``[E, G]``."""
+        """Rewards of the parents after each generation's selection, ``[E, G, mu]``."""
         return torch.stack(self.history, 1)
 
     def best(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,7 +250,9 @@ class ElitistEmitters:
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors that rebuild the batch with :meth:`from_state`."""
         state = {k: getattr(self, k) for k in self._STATE}
-        state["history"] = self.reward_history() if self.history else torch.zeros(len(self), 0)
+        state["history"] = (
+            self.reward_history() if self.history else torch.zeros(len(self), 0, self.config.mu)
+        )
         return state
 
     @classmethod
