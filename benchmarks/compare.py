@@ -7,17 +7,20 @@ Usage::
 
 Every run goes to ``OUT/ENV/ALGO-sSEED`` through the same ``qd run`` machinery (same
 evaluator, budget accounting, metrics). Interrupted? Run the same command again: finished runs
-are skipped and unfinished ones resume from their last checkpoint. At the end it writes
-``OUT/results.json``, ``OUT/results.md`` (one row per env x algorithm: max reward per area,
-coverage, wall time, means over the seeds with the per-seed values in the JSON) and
-``OUT/ENV.png`` (reward per area and coverage curves, see ``compare_runs.py``).
+are skipped and unfinished ones resume from their last checkpoint. ``--jobs N`` runs N of them
+at once in separate processes, one torch thread each (SERENE first: it is the slowest). At the
+end it writes ``OUT/results.json``, ``OUT/results.md`` (one row per env x algorithm: max
+reward per area, coverage, wall time, means over the seeds with the per-seed values in the
+JSON) and ``OUT/ENV.png`` (reward per area and coverage curves, see ``compare_runs.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,29 @@ def run_one(folder: Path, config: RunConfig) -> str:
     return "ran"
 
 
+def _run_in_worker(folder: Path, config: RunConfig) -> str:
+    """``run_one`` in a pool process, with one torch thread (the pool fills the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_one(folder, config)
+
+
+def run_all(jobs: list[tuple[Path, RunConfig]], workers: int) -> None:
+    """Run every ``(folder, config)``, ``workers`` at a time (1: in this process, in order)."""
+    label = {id(c): f"{c.env} {c.algorithm} seed {c.seed}" for _, c in jobs}
+    if workers <= 1:
+        for folder, config in jobs:
+            print(f"{label[id(config)]}: {run_one(folder, config)}", flush=True)
+        return
+    order = sorted(jobs, key=lambda job: job[1].algorithm != "serene")  # slowest first
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [(config, pool.submit(_run_in_worker, f, config)) for f, config in order]
+        for config, future in futures:
+            print(f"{label[id(config)]}: {future.result()}", flush=True)
+
+
 def table_markdown(results: dict[str, dict[str, dict]], budget: int, seeds: list[int]) -> str:
     """One Markdown table per env."""
     lines = [f"Budget {budget:,} evaluations, seeds {seeds}; means over the seeds.", ""]
@@ -76,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the rollouts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)"
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -85,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     results: dict[str, dict[str, dict]] = {}
+    groups: dict[str, dict[str, list[Path]]] = {}
+    jobs = []
     for env in args.envs:
-        groups = {}
+        groups[env] = {}
         for algo in args.algorithms:
-            folders = []
+            groups[env][algo] = []
             for seed in args.seeds:
                 folder = out / env / f"{algo}-s{seed}"
                 config = RunConfig(
@@ -100,13 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                     device=args.device,
                     compile=args.compile,
                 )
-                config = parse_overrides(config, args.set)
-                done = run_one(folder, config)
-                print(f"{env} {algo} seed {seed}: {done}", flush=True)
-                folders.append(folder)
-            groups[algo] = folders
-        results[env] = summarise(groups)
-        plot(groups, out / env)
+                jobs.append((folder, parse_overrides(config, args.set)))
+                groups[env][algo].append(folder)
+    run_all(jobs, args.jobs)
+    for env in args.envs:
+        results[env] = summarise(groups[env])
+        plot(groups[env], out / env)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(table_markdown(results, args.budget, args.seeds))
     print((out / "results.md").read_text())

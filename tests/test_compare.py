@@ -1,6 +1,8 @@
 import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
@@ -18,7 +20,12 @@ def test_compare_runs_table_and_resumes(tmp_path, capsys):
     argv = ["--algorithms", "ns", "random", "--envs", "curling", "--seeds", "0", "1"]
     argv += ["--budget", "300", "--out", str(tmp_path)]
     argv += ["--set", "env.episode_length=40", "--set", "checkpoint_every=100"]
-    assert compare.main(argv) == 0
+    # first pass: two runs at a time, each in its own process (as a user runs the script)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), *argv, "--jobs", "2"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count(": ran") == 4
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["curling"]) == {"ns", "random"}
     assert results["curling"]["ns"]["evaluations"] == [300, 300]
