@@ -63,6 +63,11 @@ class SereneConfig(NSConfig):
             selecting parents by novelty w.r.t. the NS reference set) or ``cma`` (CMA-ES on
             reward, population 6, sigma0 = sigma_e, bounds [-5, 5]). Every type is bootstrapped
             for the same number of evaluations (6 + 5 x 12 = 66).
+        local_improvement: when a chunk ends, the improvement of the emitter that ran is
+            re-estimated as the mean reward of its last 3 generations minus its first 3
+            (``False``, the authors' default) or minus the last 3 before this run (``True``:
+            the authors' ``local_improvement`` option; long-running emitters then stop
+            accumulating improvement, which otherwise keeps them on the Pareto front).
     """
 
     chunk_size: int = 1000
@@ -73,6 +78,7 @@ class SereneConfig(NSConfig):
     bootstrap_generations: int = 5
     emitter_archive_add: int = 5
     emitter_type: str = "elitist"
+    local_improvement: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,6 +104,7 @@ class _Emitter:
     best: float
     most_novel: float = -float("inf")
     buffer: list = field(default_factory=list)  # rows more novel than most_novel at the time
+    baseline: int = 0  # first of the 3 generations the improvement is measured against
 
 
 def _rows(outcomes: Outcomes, genomes, descriptors, device) -> dict[str, torch.Tensor]:
@@ -243,7 +250,10 @@ class Serene:
     def _end_chunk(self) -> None:
         if self._running is not None:  # the emitter that ran: re-estimate its improvement
             emitter = self.emitters[self._running]
-            emitter.improvement = float(improvement(emitter.search.reward_history())[0])
+            history = emitter.search.reward_history()
+            emitter.improvement = float(improvement(history[:, emitter.baseline :])[0])
+            if self.config.local_improvement:
+                emitter.baseline = history.shape[1] - 3
         self._running = None
         count = self._n_candidates() + len(self.emitters)
         reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)
@@ -504,6 +514,7 @@ class Serene:
                     "most_novel": e.most_novel,
                     "generations": s.generations,
                     "buffer": len(e.buffer),
+                    "baseline": e.baseline,
                 }
             )
         meta = {
@@ -553,6 +564,14 @@ class Serene:
                 rows = {f: t[f"emitter{i}.buffer.{f}"].to(self.device) for f in _ROW_FIELDS}
                 buffer = [_take(rows, slice(j, j + 1)) for j in range(m["buffer"])]
             self.emitters.append(
-                _Emitter(search, ancestor, m["improvement"], m["best"], m["most_novel"], buffer)
+                _Emitter(
+                    search,
+                    ancestor,
+                    m["improvement"],
+                    m["best"],
+                    m["most_novel"],
+                    buffer,
+                    m.get("baseline", 0),
+                )
             )
         self.phase, self._stage, self._running = None, None, None
