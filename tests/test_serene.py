@@ -73,6 +73,17 @@ def test_chunks_bootstrap_and_budget(monkeypatch):
         assert e.improvement == pytest.approx(float(improvement(e.search.reward_history())[0]))
 
 
+def test_local_improvement_measures_the_last_run_only():
+    serene, phases, _ = _loop(2500, local_improvement=True)
+    ran = [e for e in serene.emitters if e.search.reward_history().shape[1] > 6]
+    assert ran
+    for e in ran:
+        # the next run will be measured against the last 3 generations of this one
+        assert e.baseline == e.search.reward_history().shape[1] - 3
+    state = serene.state_dict()
+    assert {m["baseline"] for m in state["meta"]["emitters"]} >= {e.baseline for e in ran}
+
+
 @pytest.mark.parametrize("emitter_type", ["novelty", "cma"])
 def test_other_emitter_types_run_and_account(emitter_type):
     serene, phases, used = _loop(1900, chunk_size=600, emitter_type=emitter_type)
