@@ -15,8 +15,8 @@ Exploitation chunk:
 2. Then an emitter is picked uniformly at random from the first Pareto front of (novelty of its
    ancestor w.r.t. the reward archive, improvement) and run generation after generation until
    the chunk is spent or it stagnates (W = int(20 D / mu + 120) generations; first vs last 20).
-   When the chunk ends, the improvement of the emitter that ran is re-estimated (last 3
-   generations vs its first 3), as in the authors' code.
+   When the chunk ends, the improvement of the emitter that ran is re-estimated: its last 3
+   generations against the last 3 before this run (``local_improvement``, the authors' flag).
 The reward archive receives each emitter's first rewarding best, every new best, and its
 ancestor when it stops; the novelty archive receives, from every stopped emitter, 5 random
 individuals of its buffer of individuals more novel (w.r.t. the NS reference set) than its most
@@ -64,10 +64,12 @@ class SereneConfig(NSConfig):
             reward, population 6, sigma0 = sigma_e, bounds [-5, 5]). Every type is bootstrapped
             for the same number of evaluations (6 + 5 x 12 = 66).
         local_improvement: when a chunk ends, the improvement of the emitter that ran is
-            re-estimated as the mean reward of its last 3 generations minus its first 3
-            (``False``, the authors' default) or minus the last 3 before this run (``True``:
-            the authors' ``local_improvement`` option; long-running emitters then stop
-            accumulating improvement, which otherwise keeps them on the Pareto front).
+            re-estimated as the mean reward of its last 3 generations minus the last 3 before
+            this run (``True``, default) or minus its first 3 generations (``False``). Both are
+            the authors' code (its ``local_improvement`` flag); the papers only define the
+            bootstrap test. With ``False`` a long-running emitter keeps the improvement it
+            accumulated since its birth and stays on the Pareto front, starving the others (on
+            Curling one seed in three then left the small goal below 0.9 at 200k evaluations).
     """
 
     chunk_size: int = 1000
@@ -78,7 +80,7 @@ class SereneConfig(NSConfig):
     bootstrap_generations: int = 5
     emitter_archive_add: int = 5
     emitter_type: str = "elitist"
-    local_improvement: bool = False
+    local_improvement: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
