@@ -27,6 +27,15 @@ from qd.report import (
 )
 
 
+def _run_policy(config: dict, env):
+    """The policy the run evaluated (None for a bare archive file: SERENE-family default)."""
+    if "algorithm" not in config:
+        return None
+    from qd.algorithms import policy_for
+
+    return policy_for(config["algorithm"], env.spec, config.get("policy_hidden"))
+
+
 def _default_out(run: str, suffix: str) -> str:
     return f"{Path(run).resolve().name}-{suffix}"
 
@@ -154,6 +163,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         device=args.device,
         frames=args.frames if args.gif else 0,
         hidden=config.get("policy_hidden"),
+        policy=_run_policy(config, env),
     )
     out = args.out or _default_out(args.run, f"replay-{index}.png")
     plot_paths(
@@ -243,7 +253,7 @@ def cmd_evolvability(args: argparse.Namespace) -> int:
     else:
         gen = torch.Generator().manual_seed(args.seed)
         indices = torch.randperm(len(archive), generator=gen)[: args.sample].tolist()
-    sigma, hidden = 0.05, None
+    sigma, hidden, config = 0.05, None, {}
     if Path(args.run).is_dir():
         config = read_config(args.run)
         sigma = config.get("algorithm_config", {}).get("sigma", sigma)
@@ -256,6 +266,7 @@ def cmd_evolvability(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         hidden=hidden,
+        policy=_run_policy(config, env),
     )
     for i, row in zip(indices, rows, strict=True):
         row["index"] = i

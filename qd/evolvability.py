@@ -14,7 +14,7 @@ import torch
 
 from qd.evaluation import LocalEvaluator
 from qd.metrics import grid_cells, uniformity
-from qd.policies import SereneMLP, serene_sizes
+from qd.policies import BatchedMLP, SereneMLP, serene_sizes
 
 
 def evolvability(
@@ -28,10 +28,12 @@ def evolvability(
     seed: int = 0,
     device: str = "cpu",
     hidden: list[int] | None = None,
+    policy: BatchedMLP | None = None,
 ) -> list[dict]:
     """Coverage and uniformity of the mutants' descriptors, one dict per genome ``[N, D]``."""
-    sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
-    policy = SereneMLP(sizes)
+    if policy is None:  # the SERENE-family policy of the run (``qd.algorithms.policy_for``)
+        sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
+        policy = SereneMLP(sizes)
     evaluator = LocalEvaluator(env, policy, device=device, seed=seed)
     spec = env.spec.to_dict()
     n_cells = math.prod(spec["grid_shape"])

@@ -41,6 +41,20 @@ class BatchedMLP:
         self.genome_size = sum(
             i * o + b for i, o, b in zip(sizes[:-1], sizes[1:], self.bias_sizes, strict=True)
         )
+        self.obs_mean: torch.Tensor | None = None
+        self.obs_std: torch.Tensor | None = None
+
+    def set_normaliser(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
+        """Feed ``(obs - mean) / std`` to the network from now on (``None``: raw observations).
+
+        Used by algorithms that normalise observations with running statistics (DvD); the
+        statistics are the algorithm's state, set again when it is restored.
+        """
+        if (mean is None) != (std is None):
+            raise ValueError("set both mean and std, or neither")
+        if mean is not None and (mean.shape[-1] != self.obs_size or std.shape[-1] != self.obs_size):
+            raise ValueError(f"normaliser must have {self.obs_size} entries per observation")
+        self.obs_mean, self.obs_std = mean, std
 
     @property
     def obs_size(self) -> int:
@@ -96,7 +110,18 @@ class BatchedMLP:
 
     def forward(self, layers: list[LayerWeights], obs: torch.Tensor) -> torch.Tensor:
         """Actions ``[B, out]`` for observations ``[B, in]`` (individual b uses genome b)."""
-        h = obs.unsqueeze(1)
+        return self._forward(layers, obs.unsqueeze(1)).squeeze(1)
+
+    def actions_on(self, genomes: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Actions ``[B, P, out]`` of every genome on the same states ``[P, in]`` (e.g. DvD's
+        probe states)."""
+        layers = self.unflatten(genomes)
+        return self._forward(layers, states.expand(genomes.shape[0], *states.shape))
+
+    def _forward(self, layers: list[LayerWeights], h: torch.Tensor) -> torch.Tensor:
+        """Network on ``h [B, P, in]`` (genome b on its P rows)."""
+        if self.obs_mean is not None:
+            h = (h - self.obs_mean.to(h)) / self.obs_std.to(h)
         last = len(layers) - 1
         for k, layer in enumerate(layers):
             if layer.bias is None:
@@ -104,7 +129,7 @@ class BatchedMLP:
             else:
                 h = torch.baddbmm(layer.bias, h, layer.weight)
             h = self.activation(h, k == last)
-        return h.squeeze(1)
+        return h
 
     def __call__(self, genomes: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Convenience: ``forward(unflatten(genomes), obs)``."""

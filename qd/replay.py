@@ -10,7 +10,7 @@ import torch
 
 from qd.archive import Archive
 from qd.evaluation import LocalEvaluator
-from qd.policies import SereneMLP, serene_sizes
+from qd.policies import BatchedMLP, SereneMLP, serene_sizes
 
 
 @dataclass
@@ -62,10 +62,12 @@ def replay(
     path_points: int = 200,
     frames: int = 0,
     hidden: list[int] | None = None,
+    policy: BatchedMLP | None = None,
 ) -> Replay:
     """Re-evaluate row ``index`` of ``archive`` in ``env`` (same seed and policy as the run)."""
-    sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
-    policy = SereneMLP(sizes)
+    if policy is None:  # the SERENE-family policy of the run (``qd.algorithms.policy_for``)
+        sizes = serene_sizes(env.spec.obs_size, env.spec.action_size, hidden, env=env.spec.name)
+        policy = SereneMLP(sizes)
     evaluator = LocalEvaluator(env, policy, device=device, seed=seed)
     genome = archive.genomes[index : index + 1].to(torch.float32)
     out = evaluator.evaluate(genome, path=path_points, frames=frames)

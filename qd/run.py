@@ -27,12 +27,11 @@ from pathlib import Path
 import torch
 
 import envs
-from qd.algorithms import lookup
+from qd.algorithms import lookup, policy_for
 from qd.archive import Archive
 from qd.behaviour import make_space
 from qd.evaluation import LocalEvaluator, resolve_device
 from qd.metrics import Tracker, grid_cells, uniformity
-from qd.policies import SereneMLP, serene_sizes
 
 RUN_FORMAT = 1
 RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
@@ -182,14 +181,7 @@ class Run:
         self.device = resolve_device(config.device)
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
-        self.policy = SereneMLP(
-            serene_sizes(
-                self.env.spec.obs_size,
-                self.env.spec.action_size,
-                config.policy_hidden,
-                env=self.env.spec.name,
-            )
-        )
+        self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
         if config.evaluator == "ray":
             from qd.evaluation import RayEvaluator
 

@@ -23,6 +23,7 @@ from qd.algorithms.baselines import (
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
+from qd.policies import BatchedMLP, SereneMLP, make_policy, serene_sizes
 
 ALGORITHMS: dict[str, tuple[type, type]] = {
     "ns": (NSConfig, NoveltySearch),
@@ -34,6 +35,23 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "nslc": (NSLCConfig, NSLC),
     "nsga2": (NSGA2Config, NSGA2),
 }
+
+
+def policy_for(algorithm: str, env_spec, hidden: list[int] | None = None) -> BatchedMLP:
+    """The policy a run of ``algorithm`` on an env with ``env_spec`` evaluates.
+
+    SERENE-family MLPs with the papers' sizes by default; an algorithm class may instead name
+    ``policy_kind`` (see :data:`qd.policies.POLICIES`), ``policy_hidden`` and
+    ``policy_options`` (DvD: tanh, 16 x 16, no output bias). ``hidden`` overrides the hidden
+    layers (a run's ``policy_hidden``).
+    """
+    _, algo_cls = lookup(algorithm)
+    kind = getattr(algo_cls, "policy_kind", "serene")
+    obs, act = env_spec.obs_size, env_spec.action_size
+    if kind == "serene":
+        return SereneMLP(serene_sizes(obs, act, hidden, env=env_spec.name))
+    hidden = list(hidden) if hidden is not None else list(algo_cls.policy_hidden)
+    return make_policy(kind, (obs, *hidden, act), **getattr(algo_cls, "policy_options", {}))
 
 
 def algorithm_names() -> list[str]:
