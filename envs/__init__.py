@@ -62,8 +62,22 @@ def _redundant_arm(**options) -> BatchedEnv:
     return RedundantArm(**options)
 
 
+def _point_trap(**options) -> BatchedEnv:
+    from envs.point_trap import PointTrap
+
+    return PointTrap(**options)
+
+
+def _billiard(**options) -> BatchedEnv:
+    from envs.billiard import Billiard
+
+    return Billiard(**options)
+
+
 register("hardmaze", _hardmaze)
 register("curling", _curling)
 register("redundant-arm", _redundant_arm)
+register("point-trap", _point_trap)
+register("billiard", _billiard)
 
 __all__ = ["BatchedEnv", "EnvSpec", "make", "names", "register"]

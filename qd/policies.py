@@ -41,20 +41,6 @@ class BatchedMLP:
         self.genome_size = sum(
             i * o + b for i, o, b in zip(sizes[:-1], sizes[1:], self.bias_sizes, strict=True)
         )
-        self.obs_mean: torch.Tensor | None = None
-        self.obs_std: torch.Tensor | None = None
-
-    def set_normaliser(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
-        """Feed ``(obs - mean) / std`` to the network from now on (``None``: raw observations).
-
-        Used by algorithms that normalise observations with running statistics (DvD); the
-        statistics are the algorithm's state, set again when it is restored.
-        """
-        if (mean is None) != (std is None):
-            raise ValueError("set both mean and std, or neither")
-        if mean is not None and (mean.shape[-1] != self.obs_size or std.shape[-1] != self.obs_size):
-            raise ValueError(f"normaliser must have {self.obs_size} entries per observation")
-        self.obs_mean, self.obs_std = mean, std
 
     @property
     def obs_size(self) -> int:
@@ -118,10 +104,26 @@ class BatchedMLP:
         layers = self.unflatten(genomes)
         return self._forward(layers, states.expand(genomes.shape[0], *states.shape))
 
+    def fold_normaliser(
+        self, genomes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    ) -> torch.Tensor:
+        """Genomes that act on raw observations as ``genomes`` act on ``(obs - mean) / std``.
+
+        ``mean``/``std`` are ``[B, in]`` (one normaliser per genome, e.g. DvD's per-agent
+        running statistics). The first layer absorbs them: ``W' = W / std``,
+        ``b' = b - (mean / std) W``. Needs one bias per unit in the first layer.
+        """
+        if self.bias_sizes[0] != self.sizes[1]:
+            raise ValueError(f"{self.name} policies have no per-unit first-layer bias to fold into")
+        layers = self.unflatten(genomes)
+        first = layers[0]
+        scaled = (mean / std).unsqueeze(1)  # [B, 1, in]
+        weight = first.weight / std.unsqueeze(2)
+        bias = first.bias - torch.bmm(scaled, first.weight)
+        return self.flatten([LayerWeights(weight, bias), *layers[1:]])
+
     def _forward(self, layers: list[LayerWeights], h: torch.Tensor) -> torch.Tensor:
         """Network on ``h [B, P, in]`` (genome b on its P rows)."""
-        if self.obs_mean is not None:
-            h = (h - self.obs_mean.to(h)) / self.obs_std.to(h)
         last = len(layers) - 1
         for k, layer in enumerate(layers):
             if layer.bias is None:

@@ -210,6 +210,7 @@ class Run:
             settings.setdefault("budget", config.budget)
         self.algo_config = config_cls(**settings)
         self.space = make_space(self.algo_config.space, self.env.spec)
+        extra = {"policy": self.policy} if getattr(algo_cls, "needs_policy", False) else {}
         self.algorithm = algo_cls(
             self.algo_config,
             genome_size=self.policy.genome_size,
@@ -217,7 +218,10 @@ class Run:
             env_spec=self.spec,
             device=self.device,
             seed=config.seed,
+            **extra,
         )
+        # what the evaluator records: the behaviour space's needs plus the algorithm's own
+        self.recordings = {**self.space.recordings, **getattr(self.algorithm, "recordings", {})}
         self.tracker = Tracker(self.spec)
         self.evaluations = 0
         self.wall_time = 0.0
@@ -240,7 +244,7 @@ class Run:
         start = time.perf_counter()
         genomes = self.algorithm.ask(self.config.budget - self.evaluations)
         t0 = time.perf_counter()
-        outcomes = self.evaluator.evaluate(genomes, **self.space.recordings).to(self.device)
+        outcomes = self.evaluator.evaluate(genomes, **self.recordings).to(self.device)
         outcomes.fitness.sum().item()  # wait for the device before timing
         self.rollout_time += time.perf_counter() - t0
         descriptors = self.space.describe(outcomes)

@@ -20,6 +20,7 @@ from qd.algorithms.baselines import (
     RandomConfig,
     RandomSearch,
 )
+from qd.algorithms.dvd import DvDES, DvDESConfig
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
@@ -34,6 +35,7 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "random": (RandomConfig, RandomSearch),
     "nslc": (NSLCConfig, NSLC),
     "nsga2": (NSGA2Config, NSGA2),
+    "dvd-es": (DvDESConfig, DvDES),
 }
 
 
