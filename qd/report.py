@@ -148,6 +148,35 @@ def format_summary(info: dict) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _population_plots(metrics: list[dict], plots: Path, env_name: str) -> list[Path]:
+    """DvD's curves: population rewards, embedding distances and log det, lambda trace."""
+    rows = [m for m in metrics if "log_det" in m]
+    if not rows:
+        return []
+    evals = np.array([m["evaluations"] for m in rows])
+
+    def series(*keys):
+        return {k.replace("_", " "): np.array([m[k] for m in rows]) for k in keys}
+
+    curves = [
+        ("population.png", ("population_reward_mean", "population_reward_max"), "return"),
+        ("diversity.png", ("embedding_distance_mean", "embedding_distance_min"), "distance"),
+        ("log_det.png", ("log_det",), "log det K"),
+        ("lambda.png", ("lambda",), "lambda"),
+    ]
+    return [
+        plot_curves(
+            evals,
+            series(*keys),
+            plots / name,
+            xlabel="evaluations",
+            ylabel=ylabel,
+            title=f"{env_name}: {ylabel}",
+        )
+        for name, keys, ylabel in curves
+    ]
+
+
 def write_plots(folder: str | Path, env) -> list[Path]:
     """Coverage curve, reward curve and the archive on the environment's picture."""
     folder = Path(folder)
@@ -181,6 +210,7 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                     title=f"{env.spec.name}: best reward per area",
                 )
             )
+        written += _population_plots(metrics, plots, env.spec.name)
     files = archive_files(folder)
     main = main_archive_name(folder)
     if main in files:

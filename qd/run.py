@@ -122,7 +122,10 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
                 raise ValueError(f"bad value {raw!r} for {key} (expected an integer)") from None
         elif key in fields_by_name:
             default = fields_by_name[key].default
-            config.algorithm_config[key] = _coerce(raw, type(default), key)
+            if default is None or default is dataclasses.MISSING:  # optional or list fields
+                config.algorithm_config[key] = None if raw.lower() == "none" else _parse_value(raw)
+            else:
+                config.algorithm_config[key] = _coerce(raw, type(default), key)
         else:
             known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"]) + ["env.<option>"]
             raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}")

@@ -16,7 +16,7 @@ from qd.archive import Archive, rbf_log_det
 from qd.bandit import ThompsonBandit
 from qd.cli import main
 from qd.policies import TanhMLP
-from qd.run import RunConfig, start
+from qd.run import RunConfig, parse_overrides, start
 
 
 def test_population_determinant_by_hand():
@@ -112,6 +112,13 @@ def test_running_stats_and_folded_normaliser():
     assert torch.allclose(policy(folded, obs), expected, atol=1e-5)
 
 
+def test_overrides_of_optional_and_list_fields():
+    config = RunConfig(algorithm="dvd-es", env="point-trap", out="unused")
+    parsed = parse_overrides(config, ["fixed_lambda=0", "lambdas=[0,0.25,0.5]"])
+    assert parsed.algorithm_config == {"fixed_lambda": 0, "lambdas": [0, 0.25, 0.5]}
+    assert parse_overrides(config, ["fixed_lambda=none"]).algorithm_config["fixed_lambda"] is None
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="agents"):
         DvDESConfig(agents=1)
@@ -148,6 +155,8 @@ def test_dvd_es_run_metrics_and_exact_resume(tmp_path):
     }
     assert keys <= set(lines[-1])
     assert {line["lambda"] for line in lines} <= {0.0, 0.5}
+    for plot in ("population", "diversity", "log_det", "lambda"):
+        assert (folder / "plots" / f"{plot}.png").exists(), plot
     population = Archive.load(folder / "archive" / "population.safetensors")
     assert len(population) == 3 and population.descriptors.shape[1] == 20 * 2
     # agents moved, and the per-agent Adam moments are in the checkpoint
