@@ -335,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metric",
         default="coverage",
-        help="coverage, coverage_archive, uniformity, archive_size, qd_score, max_reward",
+        help="coverage, coverage_archive, uniformity, archive_size, qd_score, max_reward, or any "
+        "other metrics.jsonl key (e.g. population_reward_max for DvD); runs with the same "
+        "algorithm, env and settings are grouped",
     )
     p.add_argument("--out", help="PNG path (default ./compare-METRIC.png)")
 

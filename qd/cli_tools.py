@@ -208,14 +208,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         metrics = read_metrics(run)
         if not metrics:
             raise ValueError(f"{run}: metrics.jsonl is empty or missing")
+        if args.metric != "max_reward":  # lines without it (e.g. a cut last batch) are skipped
+            metrics = [m for m in metrics if args.metric in m]
+            if not metrics:
+                raise ValueError(f"{run}: no metric {args.metric!r}")
         evals = np.array([m["evaluations"] for m in metrics], dtype=float)
         if args.metric == "max_reward":
             values = np.array([max(m["max_reward"], default=0.0) for m in metrics])
-        elif args.metric in metrics[-1]:
-            values = np.array([m[args.metric] for m in metrics], dtype=float)
         else:
-            raise ValueError(f"{run}: no metric {args.metric!r}")
-        groups[f"{config['algorithm']} on {config['env']}"].append((evals, values))
+            values = np.array([m[args.metric] for m in metrics], dtype=float)
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(config["algorithm_config"].items()))
+        label = f"{config['algorithm']} on {config['env']}" + (f" ({settings})" if settings else "")
+        groups[label].append((evals, values))
     bands, table = {}, {}
     for label, curves in groups.items():
         end = min(e[-1] for e, _ in curves)

@@ -352,6 +352,8 @@ class DvDES:
         )
 
     def _diversity_metrics(self, embeddings: torch.Tensor) -> dict:
+        if len(embeddings) < 2:  # a single agent (plain ES): no pairs
+            return {"embedding_distance_mean": 0.0, "embedding_distance_min": 0.0, "log_det": 0.0}
         distances = torch.cdist(embeddings, embeddings)
         off = ~torch.eye(len(embeddings), dtype=torch.bool)
         normalised = standardise(embeddings, dim=0).clamp(-2, 2)
