@@ -17,6 +17,8 @@ an approximation that keeps the behaviours that matter (tested in ``tests/test_c
   the ball inside [-1.5 + r, 1.5 - r]^2 (wall friction is ignored).
 * Each step is split into ``substeps`` (2) so that fast pushes do not tunnel through the ball.
 
+The table, the arm and the contacts are in :mod:`envs.table` (shared with :mod:`envs.billiard`).
+
 Observation (6): ball x, y, joint angles, joint speeds. Reward at the last step: (r - d) / r
 inside a goal ((0.8, 0.8) r 0.4; (0.8, -0.8) r 0.2). Descriptor: final ball (x, y), bounds
 [-1.35, 1.35]^2, 50 x 50 grid.
@@ -24,25 +26,29 @@ inside a goal ((0.8, 0.8) r 0.4; (0.8, -0.8) r 0.2). Descriptor: final ball (x, 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from envs.base import EnvSpec, goal_area, goal_reward
+from envs.base import goal_area, goal_reward
+from envs.table import (
+    BALL_START,
+    DAMPING,
+    DT,
+    HALF,
+    LIMITS,
+    THICKNESS,
+    arm_contacts,
+    arm_points,
+    constant,
+    move_joints,
+    table_spec,
+    wall_contacts,
+)
 
-HALF = 1.5
 BALL_RADIUS = 0.15
-BALL_START = (-0.5, 0.2)
 ELASTICITY = 0.9
-FRICTION = 0.9
-DAMPING = 1.1
-LINK = 1.0
-THICKNESS = 0.05
-BASE = (0.0, -1.5)
-LIMITS = (0.4 * math.pi, 0.9 * math.pi)
-DT = 1.0 / 60.0
 GOALS = ((0.8, 0.8, 0.4), (0.8, -0.8, 0.2))
 
 
@@ -57,11 +63,6 @@ class CurlingState:
     t: torch.Tensor
 
 
-def _cross(omega: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """2-D ``omega x r`` for ``omega [B]`` and ``r [B, 2]``."""
-    return torch.stack([-omega * r[:, 1], omega * r[:, 0]], 1)
-
-
 class Curling:
     """Batched Curling.
 
@@ -74,29 +75,15 @@ class Curling:
         if episode_length <= 0 or substeps <= 0:
             raise ValueError("episode_length and substeps must be > 0")
         self.substeps = int(substeps)
-        self.spec = EnvSpec(
-            name="curling",
-            obs_size=6,
-            action_size=2,
-            episode_length=int(episode_length),
-            descriptor_size=2,
-            descriptor_low=(-1.35, -1.35),
-            descriptor_high=(1.35, 1.35),
-            grid_shape=(50, 50),
+        self.spec = table_spec(
+            "curling",
+            episode_length=episode_length,
             reward_areas=len(GOALS),
             options={"episode_length": int(episode_length), "substeps": self.substeps},
         )
 
     # -- kinematics ----------------------------------------------------------------------------
-    @staticmethod
-    def arm_points(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Base, elbow and tip ``[B, 2]``; angle 0 points the links along +y (into the table)."""
-        base = torch.tensor(BASE, dtype=joints.dtype, device=joints.device).expand(len(joints), 2)
-        a0 = math.pi / 2 + joints[:, 0]
-        a1 = a0 + joints[:, 1]
-        elbow = base + LINK * torch.stack([torch.cos(a0), torch.sin(a0)], 1)
-        tip = elbow + LINK * torch.stack([torch.cos(a1), torch.sin(a1)], 1)
-        return base, elbow, tip
+    arm_points = staticmethod(arm_points)
 
     # -- protocol ------------------------------------------------------------------------------
     def reset(self, batch_size: int, *, device="cpu", generator=None) -> CurlingState:
@@ -114,64 +101,24 @@ class Curling:
 
     def step(self, state: CurlingState, actions: torch.Tensor) -> CurlingState:
         speeds = actions.clamp(-1.0, 1.0)
-        limits = torch.tensor(LIMITS, device=actions.device)
+        limits = constant(LIMITS, device=actions.device)
         pos, vel, joints = state.pos, state.vel, state.joints
         h = DT / self.substeps
         for _ in range(self.substeps):
-            wanted = joints + speeds * h
-            joints = torch.maximum(torch.minimum(wanted, limits), -limits)
-            moving = speeds * (joints == wanted)  # a joint at its limit stops
+            joints, moving = move_joints(joints, speeds, h, limits)
             vel = vel / (1.0 + h * DAMPING)
             pos = pos + vel * h
-            pos, vel = self._arm_contacts(pos, vel, joints, moving)
-            pos, vel = self._wall_contacts(pos, vel)
+            pos, vel = arm_contacts(
+                pos, vel, joints, moving, radius=BALL_RADIUS, elasticity=ELASTICITY
+            )
+            pos, vel = wall_contacts(pos, vel, radius=BALL_RADIUS, elasticity=ELASTICITY)
         return CurlingState(pos, vel, joints, moving, state.t + 1)
-
-    def _arm_contacts(self, pos, vel, joints, speeds):
-        base, elbow, tip = self.arm_points(joints)
-        reach = BALL_RADIUS + THICKNESS / 2
-        omega0 = speeds[:, 0]
-        omega1 = omega0 + speeds[:, 1]
-        for start, end, link in ((base, elbow, 0), (elbow, tip, 1)):
-            seg = end - start
-            along = ((pos - start) * seg).sum(1) / (seg * seg).sum(1)
-            closest = start + along.clamp(0, 1)[:, None] * seg
-            offset = pos - closest
-            dist = torch.linalg.vector_norm(offset, dim=1)
-            touching = dist < reach
-            normal = offset / dist.clamp(min=1e-9)[:, None]
-            # velocity of the arm at the contact point (kinematic chain)
-            if link == 0:
-                point_vel = _cross(omega0, closest - base)
-            else:
-                point_vel = _cross(omega0, elbow - base) + _cross(omega1, closest - elbow)
-            rel = vel - point_vel
-            rel_n = (rel * normal).sum(1)
-            approaching = touching & (rel_n < 0)
-            impulse_n = -(1 + ELASTICITY) * rel_n  # per unit mass
-            tangent = rel - rel_n[:, None] * normal
-            tangent_speed = torch.linalg.vector_norm(tangent, dim=1)
-            cut = torch.minimum(tangent_speed, FRICTION * impulse_n.clamp(min=0))
-            friction = -tangent / tangent_speed.clamp(min=1e-9)[:, None] * cut[:, None]
-            new_vel = vel + impulse_n[:, None] * normal + friction
-            vel = torch.where(approaching[:, None], new_vel, vel)
-            pushed = closest + normal * reach
-            pos = torch.where(touching[:, None], pushed, pos)
-        return pos, vel
-
-    @staticmethod
-    def _wall_contacts(pos, vel):
-        bound = HALF - BALL_RADIUS
-        over = pos > bound
-        under = pos < -bound
-        vel = torch.where((over & (vel > 0)) | (under & (vel < 0)), -ELASTICITY * vel, vel)
-        return pos.clamp(-bound, bound), vel
 
     def observe(self, state: CurlingState) -> torch.Tensor:
         return torch.cat([state.pos, state.joints, state.speeds], 1)
 
     def _goal_distances(self, state: CurlingState):
-        goals = torch.tensor(GOALS, device=state.pos.device)
+        goals = constant(GOALS, device=state.pos.device)
         dist = torch.linalg.vector_norm(state.pos[:, None] - goals[None, :, :2], dim=-1)
         return dist, goals[:, 2]
 
