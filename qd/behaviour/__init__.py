@@ -2,6 +2,8 @@
 
 A space declares which recordings it needs from the evaluator (``recordings``: keyword
 arguments of ``LocalEvaluator.evaluate``) and maps outcomes to descriptors with ``describe``.
+Trajectory signatures (``qd.behaviour.signatures``) map recorded trajectories ``[B, T, d]`` to
+descriptors.
 """
 
 from __future__ import annotations
@@ -10,7 +12,27 @@ from dataclasses import dataclass
 
 import torch
 
+from qd.behaviour.signatures import (
+    SignatureSpace,
+    logsignature,
+    logsignature_size,
+    signature,
+    signature_size,
+)
 from qd.evaluation import Outcomes
+
+__all__ = [
+    "SPACES",
+    "FinalObservationSpace",
+    "GroundTruthSpace",
+    "SignatureSpace",
+    "TrajectorySignatureSpace",
+    "logsignature",
+    "logsignature_size",
+    "make_space",
+    "signature",
+    "signature_size",
+]
 
 
 @dataclass(frozen=True)
@@ -43,13 +65,77 @@ class FinalObservationSpace:
         return outcomes.final_obs
 
 
-SPACES = ("ground_truth", "final_obs")
+@dataclass(frozen=True)
+class TrajectorySignatureSpace:
+    """Truncated (log-)signature of the episode's observations (Paolo's thesis).
+
+    The evaluator records ``samples`` equally spaced observations per episode (0: every step)
+    and :class:`SignatureSpace` turns the ``[B, T, obs]`` trajectories into descriptors.
+    """
+
+    name = "signature"
+    transform: SignatureSpace
+    channels: int
+    samples: int
+    episode_length: int
+
+    @property
+    def dim(self) -> int:
+        return self.transform.dim(self.channels)
+
+    @property
+    def recordings(self) -> dict:
+        return {"trajectory": self.samples or self.episode_length}
+
+    def describe(self, outcomes: Outcomes) -> torch.Tensor:
+        if outcomes.trajectory is None:
+            raise ValueError("the signature space needs recorded trajectories (trajectory=...)")
+        return self.transform.describe(outcomes.trajectory.float())
 
 
-def make_space(name: str, env_spec) -> GroundTruthSpace | FinalObservationSpace:
-    """Build a behaviour space by name for an env."""
+SPACES = ("ground_truth", "final_obs", "signature")
+_SIGNATURE_OPTIONS = {"depth": int, "log": bool, "time": bool, "samples": int, "basis": str}
+
+
+def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
+    """``signature`` or ``signature:depth=5,log=true,time=true,samples=200,basis=words``."""
+    values: dict = {}
+    for item in filter(None, options.split(",")):
+        key, _, raw = item.partition("=")
+        if key not in _SIGNATURE_OPTIONS or not raw:
+            raise ValueError(
+                f"bad signature option {item!r}; use key=value with keys "
+                f"{', '.join(_SIGNATURE_OPTIONS)} (e.g. signature:depth=5,time=true)"
+            )
+        kind = _SIGNATURE_OPTIONS[key]
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"signature option {key} expects true or false, got {raw!r}")
+            values[key] = raw.lower() in ("true", "1")
+        else:
+            try:
+                values[key] = kind(raw)
+            except ValueError:
+                raise ValueError(f"signature option {key} expects {kind.__name__}") from None
+    transform = SignatureSpace(
+        depth=values.get("depth", 2),
+        log=values.get("log", False),
+        time_channel=values.get("time", False),
+        log_basis=values.get("basis", "words"),
+    )
+    samples = values.get("samples", 0)
+    if samples < 0:
+        raise ValueError(f"signature option samples must be >= 0, got {samples}")
+    return TrajectorySignatureSpace(transform, env_spec.obs_size, samples, env_spec.episode_length)
+
+
+def make_space(name: str, env_spec):
+    """Build a behaviour space by name for an env: ``ground_truth``, ``final_obs`` or
+    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]``."""
     if name == "ground_truth":
         return GroundTruthSpace(env_spec.descriptor_size)
     if name == "final_obs":
         return FinalObservationSpace(env_spec.obs_size)
+    if name == "signature" or name.startswith("signature:"):
+        return _signature_space(name.partition(":")[2], env_spec)
     raise ValueError(f"unknown behaviour space {name!r}; known: {', '.join(SPACES)}")
