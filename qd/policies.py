@@ -193,7 +193,42 @@ class TanhMLP(BatchedMLP):
         return {**super().to_dict(), "output_bias": self.output_bias}
 
 
-POLICIES = {"serene": SereneMLP, "tanh": TanhMLP}
+class ReluMLP(TanhMLP):
+    """MLP with ReLU hidden layers and one bias per unit: ``tanh`` output (actors, e.g.
+    TD3's) or linear output with ``output="linear"`` (critics)."""
+
+    name = "relu"
+
+    def __init__(
+        self, sizes: tuple[int, ...] | list[int], *, output_bias: bool = True, output="tanh"
+    ) -> None:
+        if output not in ("tanh", "linear"):
+            raise ValueError(f"output must be tanh or linear, got {output!r}")
+        self.output = output
+        super().__init__(sizes, output_bias=output_bias)
+
+    def activation(self, x: torch.Tensor, last: bool) -> torch.Tensor:
+        if not last:
+            return torch.relu(x)
+        return torch.tanh(x) if self.output == "tanh" else x
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "output": self.output}
+
+
+def linear_init(policy: BatchedMLP, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` genomes initialised as ``torch.nn.Linear`` does: weights and biases
+    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    layers = policy.unflatten(torch.zeros(count, policy.genome_size))
+    for layer in layers:
+        bound = layer.weight.shape[1] ** -0.5
+        layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
+        if layer.bias is not None:
+            layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1) * bound)
+    return policy.flatten(layers)
+
+
+POLICIES = {"serene": SereneMLP, "tanh": TanhMLP, "relu": ReluMLP}
 
 
 def make_policy(kind: str, sizes: tuple[int, ...] | list[int], **options) -> BatchedMLP:

@@ -245,6 +245,15 @@ class Run:
     def step(self) -> dict:
         """One ask / evaluate / describe / tell cycle; returns its metrics line."""
         start = time.perf_counter()
+        if hasattr(self.algorithm, "interact"):  # learners that step the env themselves (TD3)
+            outcomes, info = self.algorithm.interact(
+                self.env, self.config.budget - self.evaluations
+            )
+            self.rollout_time += info.pop("env_time_s", 0.0)
+            self.tracker.update(outcomes.descriptor, outcomes.fitness, outcomes.reward_area)
+            self.evaluations += len(outcomes)
+            self.wall_time += time.perf_counter() - start
+            return self.metrics_line(info)
         genomes = self.algorithm.ask(self.config.budget - self.evaluations)
         t0 = time.perf_counter()
         outcomes = self.evaluator.evaluate(genomes, **self.recordings).to(self.device)

@@ -181,3 +181,73 @@ def test_dvd_es_budget_cut_and_fixed_lambda(tmp_path):
     assert lines[-1]["evaluations"] == 2 * batch + 5
     assert all(line["lambda"] == 0.0 for line in lines)
     assert "log_det" not in lines[-1]  # the cut batch only updates the reward metrics
+
+
+# -- DvD-TD3 -----------------------------------------------------------------------------------
+def test_diversity_log_det_by_hand_and_gradient():
+    from qd.algorithms.dvd_td3 import diversity_log_det
+
+    emb = torch.tensor([[0.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    k = math.exp(-2 / 2)  # ||x - y||^2 = 2, gamma = 1 / F = 1 / 2
+    beta = 0.99
+    expected = math.log((beta + 1 - beta) ** 2 - (beta * k) ** 2)
+    value = diversity_log_det(emb, beta=beta)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    value.backward()
+    # pushing the agents apart raises the volume
+    assert emb.grad[1].sum() > 0 and emb.grad[0].sum() < 0
+
+
+def test_replay_buffer_ring():
+    from qd.algorithms.dvd_td3 import ReplayBuffer
+
+    buffer = ReplayBuffer(5, 2, 1, "cpu")
+    for i in range(3):
+        n = 2
+        obs = torch.full((n, 2), float(i))
+        buffer.add(obs, torch.zeros(n, 1), torch.full((n,), float(i)), obs + 1, torch.ones(n))
+    assert buffer.size == 5 and buffer.position == 1  # 6 rows into 5: the oldest overwritten
+    assert buffer.data[:, 3].tolist() == [2.0, 0.0, 1.0, 1.0, 2.0]
+    obs, action, reward, next_obs, not_done = buffer.sample((3, 4), torch.Generator())
+    assert obs.shape == (3, 4, 2) and reward.shape == (3, 4) and torch.equal(next_obs, obs + 1)
+
+
+def _td3_config(tmp_path, name, budget, **algo):
+    return RunConfig(
+        algorithm="dvd-td3",
+        env="point-trap",
+        out=str(tmp_path / name),
+        budget=budget,
+        checkpoint_every=9,
+        env_options={"episode_length": 10},
+        policy_hidden=[8, 8],
+        algorithm_config={
+            "agents": 3,
+            "start_steps": 15,
+            "batch_size": 8,
+            "probe_states": 4,
+            "bandit_random_pulls": 1,
+            **algo,
+        },
+    )
+
+
+def test_dvd_td3_run_learns_checkpoints_and_resumes_exactly(tmp_path):
+    folder = start(_td3_config(tmp_path, "td3", 3 * 6 + 2), progress=False)
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [line["evaluations"] for line in lines] == [3, 6, 9, 12, 15, 18, 20]
+    assert lines[-1]["timesteps"] == 70 and lines[-1]["updates"] == 70 - 15 + 1
+    keys = {"population_reward_mean", "population_reward_max", "log_det", "lambda"}
+    assert keys <= set(lines[-2])
+    population = Archive.load(folder / "archive" / "population.safetensors")
+    assert len(population) == 3 and population.descriptors.shape[1] == 4 * 2
+    import envs
+    from qd.algorithms import policy_for
+
+    actor = policy_for("dvd-td3", envs.make("point-trap").spec, [8, 8])
+    assert population.genomes.shape[1] == actor.genome_size  # archive rows are runnable genomes
+    shutil.rmtree(folder / "archive")
+    assert main(["run", "--resume", str(folder), "--no-progress"]) == 0
+    again = Archive.load(folder / "archive" / "population.safetensors")
+    for field in population.field_list:
+        assert torch.equal(population.field(field), again.field(field)), field

@@ -21,6 +21,7 @@ from qd.algorithms.baselines import (
     RandomSearch,
 )
 from qd.algorithms.dvd import DvDES, DvDESConfig
+from qd.algorithms.dvd_td3 import DvDTD3, DvDTD3Config
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
@@ -36,6 +37,7 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "nslc": (NSLCConfig, NSLC),
     "nsga2": (NSGA2Config, NSGA2),
     "dvd-es": (DvDESConfig, DvDES),
+    "dvd-td3": (DvDTD3Config, DvDTD3),
 }
 
 
