@@ -45,7 +45,96 @@ from qd.policies import BatchedMLP
 
 
 @dataclass
-class DvDESConfig:
+class BanditSettings:
+    """How DvD chooses lambda, the weight of its diversity term (DvD-ES and DvD-TD3).
+
+    Attributes:
+        lambdas: the bandit's arms.
+        fixed_lambda: use this lambda throughout instead of the bandit (``0.0``: no diversity).
+        bandit_window: decided pulls the bandit remembers.
+        bandit_random_pulls: first pulls drawn uniformly.
+        bandit_lookback: rewards a new mean reward must beat to count as a success.
+    """
+
+    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.5])
+    fixed_lambda: float | None = None
+    bandit_window: int = 50
+    bandit_random_pulls: int = 5
+    bandit_lookback: int = 5
+
+    def check_bandit(self, *, high: float = float("inf")) -> None:
+        """Raise ValueError for lambdas outside ``[0, high]``."""
+        if self.fixed_lambda is not None and not 0 <= self.fixed_lambda <= high:
+            raise ValueError(f"fixed_lambda must be in [0, {high}], got {self.fixed_lambda}")
+        if not self.lambdas or any(not 0 <= x <= high for x in self.lambdas):
+            raise ValueError(f"lambdas must be values in [0, {high}], got {self.lambdas}")
+        self.lambdas = [float(x) for x in self.lambdas]
+
+    def make_bandit(self, seed: int) -> ThompsonBandit:
+        """The Thompson bandit over ``lambdas``."""
+        return ThompsonBandit(
+            arms=tuple(self.lambdas),
+            window=self.bandit_window,
+            random_pulls=self.bandit_random_pulls,
+            lookback=self.bandit_lookback,
+            seed=seed,
+        )
+
+    def first_lambda(self) -> float:
+        """lambda before the bandit's first pull (its first arm is not pulled yet: 0)."""
+        return float(self.fixed_lambda if self.fixed_lambda is not None else 0.0)
+
+
+def population_archive(
+    *,
+    genome_size: int,
+    embedding_size: int,
+    ground_truth_dim: int,
+    agents: int,
+    env_spec,
+    device,
+    seed: int,
+) -> Archive:
+    """The ``population`` archive of DvD's agents: genomes, returns, probe-state embeddings."""
+    return Archive(
+        solution_dim=genome_size,
+        measure_dim=embedding_size,
+        ground_truth_dim=ground_truth_dim,
+        insertion=InsertionRule("all"),
+        device=device,
+        seed=seed,
+        env_spec=env_spec,
+        initial_capacity=agents,
+        name="population",
+    )
+
+
+def adam_tensors(optimizer: torch.optim.Adam, param: torch.Tensor, prefix: str) -> dict:
+    """An Adam's moments and step count for ``param`` as checkpoint tensors."""
+    st = optimizer.state.get(param)
+    if not st:
+        return {}
+    return {
+        f"{prefix}.exp_avg": st["exp_avg"],
+        f"{prefix}.exp_avg_sq": st["exp_avg_sq"],
+        f"{prefix}.step": torch.as_tensor(st["step"], dtype=torch.float32).reshape(1),
+    }
+
+
+def restore_adam(param: torch.Tensor, lr: float, tensors: dict, prefix: str) -> torch.optim.Adam:
+    """A new Adam over ``param`` carrying the moments saved by :func:`adam_tensors`."""
+    optimizer = torch.optim.Adam([param], lr=lr)
+    if f"{prefix}.exp_avg" in tensors:
+        optimizer.state[param] = {
+            "step": tensors[f"{prefix}.step"].reshape(()).clone(),
+            "exp_avg": tensors[f"{prefix}.exp_avg"].to(param.device).clone(),
+            "exp_avg_sq": tensors[f"{prefix}.exp_avg_sq"].to(param.device).clone(),
+        }
+    return optimizer
+
+
+@dataclass
+class DvDESConfig(BanditSettings):
     """DvD-ES settings (the authors' defaults).
 
     Attributes:
@@ -73,11 +162,6 @@ class DvDESConfig:
     learning_rate: float = 0.05
     probe_states: int = 20
     state_pool: int = 100
-    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.5])
-    fixed_lambda: float | None = None
-    bandit_window: int = 50
-    bandit_random_pulls: int = 5
-    bandit_lookback: int = 5
     normalise_observations: bool = True
     trajectory_samples: int = 0
     space: str = "ground_truth"
@@ -90,10 +174,7 @@ class DvDESConfig:
             raise ValueError("diversity needs agents >= 2 (or fixed_lambda=0)")
         if self.sigma <= 0 or self.learning_rate <= 0:
             raise ValueError("sigma and learning_rate must be > 0")
-        if self.fixed_lambda is not None and not 0 <= self.fixed_lambda <= 1:
-            raise ValueError(f"fixed_lambda must be in [0, 1], got {self.fixed_lambda}")
-        if not self.lambdas or any(not 0 <= x <= 1 for x in self.lambdas):
-            raise ValueError(f"lambdas must be values in [0, 1], got {self.lambdas}")
+        self.check_bandit(high=1.0)
         if self.trajectory_samples < 0:
             raise ValueError("trajectory_samples must be >= 0")
         if self.space != "ground_truth":
@@ -205,26 +286,18 @@ class DvDES:
         self.optimizer = torch.optim.Adam([self.agents], lr=config.learning_rate)
         self.stats = RunningStats(m, obs)
         self.pool = torch.zeros(0, obs)
-        self.bandit = ThompsonBandit(
-            arms=tuple(config.lambdas),
-            window=config.bandit_window,
-            random_pulls=config.bandit_random_pulls,
-            lookback=config.bandit_lookback,
-            seed=seed + 1,
-        )
+        self.bandit = config.make_bandit(seed + 1)
         self.iteration = 0
-        self.lam = float(config.fixed_lambda if config.fixed_lambda is not None else 0.0)
+        self.lam = config.first_lambda()
         self._noise: torch.Tensor | None = None
-        self.population = Archive(
-            solution_dim=genome_size,
-            measure_dim=config.probe_states * policy.action_size,
+        self.population = population_archive(
+            genome_size=genome_size,
+            embedding_size=config.probe_states * policy.action_size,
             ground_truth_dim=measure_dim,
-            insertion=InsertionRule("all"),
+            agents=m,
+            env_spec=env_spec,
             device=self.device,
             seed=seed + 2,
-            env_spec=env_spec,
-            initial_capacity=m,
-            name="population",
         )
 
     # -- what the evaluator records --------------------------------------------------------------
@@ -367,7 +440,6 @@ class DvDES:
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Agents, Adam moments, normalisers, state pool, generator and bandit."""
-        adam = self.optimizer.state.get(self.agents, {})
         tensors = {
             "agents": self.agents.detach().clone(),
             "generator": self.generator.get_state(),
@@ -376,10 +448,7 @@ class DvDES:
             "stats.m2": self.stats.m2,
             "pool": self.pool,
         }
-        if adam:
-            tensors["adam.exp_avg"] = adam["exp_avg"]
-            tensors["adam.exp_avg_sq"] = adam["exp_avg_sq"]
-            tensors["adam.step"] = torch.as_tensor(adam["step"], dtype=torch.float32).reshape(1)
+        tensors.update(adam_tensors(self.optimizer, self.agents, "adam"))
         meta = {
             "config": asdict(self.config),
             "iteration": self.iteration,
@@ -398,13 +467,7 @@ class DvDES:
         self.stats.mean = t["stats.mean"].clone()
         self.stats.m2 = t["stats.m2"].clone()
         self.pool = t["pool"].clone()
-        self.optimizer = torch.optim.Adam([self.agents], lr=self.config.learning_rate)
-        if "adam.exp_avg" in t:
-            self.optimizer.state[self.agents] = {
-                "step": t["adam.step"].reshape(()).clone(),
-                "exp_avg": t["adam.exp_avg"].clone(),
-                "exp_avg_sq": t["adam.exp_avg_sq"].clone(),
-            }
+        self.optimizer = restore_adam(self.agents, self.config.learning_rate, t, "adam")
         self.iteration = int(meta["iteration"])
         self.lam = float(meta["lambda"])
         self.bandit.load_state_dict(meta["bandit"])

@@ -27,18 +27,18 @@ agent have been collected with uniform random actions.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
-from qd.archive import Archive, InsertionRule, rbf_kernel
-from qd.bandit import ThompsonBandit
+from qd.algorithms.dvd import BanditSettings, adam_tensors, population_archive, restore_adam
+from qd.archive import Archive, rbf_kernel
 from qd.evaluation import Outcomes
 from qd.policies import BatchedMLP, ReluMLP, linear_init
 
 
 @dataclass
-class DvDTD3Config:
+class DvDTD3Config(BanditSettings):
     """DvD-TD3 settings (the authors' defaults).
 
     Attributes:
@@ -56,11 +56,9 @@ class DvDTD3Config:
         gamma: discount.
         beta: weight of K in ``log det(beta K + (1 - beta) I)``.
         probe_states: states (drawn from the buffer) the embeddings are computed on.
-        lambdas: the bandit's arms.
-        fixed_lambda: fixed diversity weight instead of the bandit (0.0: M independent TD3s).
-        bandit_window: decided pulls the bandit remembers.
-        bandit_random_pulls: first pulls drawn uniformly.
-        bandit_lookback: rewards a new mean return must beat to count as a success.
+        (plus :class:`qd.algorithms.dvd.BanditSettings`: ``lambdas``, ``fixed_lambda``
+        (``0.0``: M independent TD3s), ``bandit_window``, ``bandit_random_pulls``,
+        ``bandit_lookback``)
         buffer_size: replay buffer capacity (transitions, all agents together).
         space: behaviour space of the ground-truth metrics (``ground_truth``).
     """
@@ -79,16 +77,11 @@ class DvDTD3Config:
     gamma: float = 0.99
     beta: float = 0.99
     probe_states: int = 20
-    lambdas: list[float] = field(default_factory=lambda: [0.0, 0.5])
-    fixed_lambda: float | None = None
-    bandit_window: int = 50
-    bandit_random_pulls: int = 5
-    bandit_lookback: int = 5
     buffer_size: int = 1_000_000
     space: str = "ground_truth"
 
     def __post_init__(self) -> None:
-        self.lambdas = [float(x) for x in self.lambdas]
+        self.check_bandit()
         for name in ("agents", "envs_per_agent", "batch_size", "policy_delay", "probe_states"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -96,8 +89,6 @@ class DvDTD3Config:
             raise ValueError("start_steps and updates_per_step must be >= 0")
         if not 0 < self.beta <= 1 or not 0 < self.tau <= 1 or not 0 <= self.gamma <= 1:
             raise ValueError("beta and tau must be in (0, 1], gamma in [0, 1]")
-        if self.fixed_lambda is not None and self.fixed_lambda < 0:
-            raise ValueError(f"fixed_lambda must be >= 0, got {self.fixed_lambda}")
         if self.space != "ground_truth":
             raise ValueError("DvD-TD3 embeds actors on probe states; space must be ground_truth")
         if self.buffer_size < self.batch_size:
@@ -192,27 +183,19 @@ class DvDTD3:
         self.actor_optimizer = torch.optim.Adam([self.actors], lr=c.learning_rate)
         self.critic_optimizer = torch.optim.Adam([self.critics], lr=c.learning_rate)
         self.buffer = ReplayBuffer(c.buffer_size, obs, act, self.device)
-        self.bandit = ThompsonBandit(
-            arms=tuple(c.lambdas),
-            window=c.bandit_window,
-            random_pulls=c.bandit_random_pulls,
-            lookback=c.bandit_lookback,
-            seed=seed + 1,
-        )
-        self.lam = float(c.fixed_lambda if c.fixed_lambda is not None else 0.0)
+        self.bandit = c.make_bandit(seed + 1)
+        self.lam = c.first_lambda()
         self.steps = 0  # environment steps per agent row
         self.updates = 0
         self.rounds = 0
-        self.population = Archive(
-            solution_dim=genome_size,
-            measure_dim=c.probe_states * act,
+        self.population = population_archive(
+            genome_size=genome_size,
+            embedding_size=c.probe_states * act,
             ground_truth_dim=measure_dim,
-            insertion=InsertionRule("all"),
+            agents=m,
+            env_spec=env_spec,
             device=self.device,
             seed=seed + 2,
-            env_spec=env_spec,
-            initial_capacity=m,
-            name="population",
         )
 
     @property
@@ -388,15 +371,8 @@ class DvDTD3:
             else self.buffer.data.clone(),
             "generator": self.generator.get_state(),
         }
-        for name, opt, param in (
-            ("actor_adam", self.actor_optimizer, self.actors),
-            ("critic_adam", self.critic_optimizer, self.critics),
-        ):
-            st = opt.state.get(param)
-            if st:
-                tensors[f"{name}.exp_avg"] = st["exp_avg"]
-                tensors[f"{name}.exp_avg_sq"] = st["exp_avg_sq"]
-                tensors[f"{name}.step"] = torch.as_tensor(st["step"], dtype=torch.float32)[None]
+        tensors.update(adam_tensors(self.actor_optimizer, self.actors, "actor_adam"))
+        tensors.update(adam_tensors(self.critic_optimizer, self.critics, "critic_adam"))
         meta = {
             "config": asdict(self.config),
             "lambda": self.lam,
@@ -422,18 +398,8 @@ class DvDTD3:
         self.buffer.size = int(meta["buffer_size"])
         self.generator.set_state(t["generator"])
         c = self.config
-        self.actor_optimizer = torch.optim.Adam([self.actors], lr=c.learning_rate)
-        self.critic_optimizer = torch.optim.Adam([self.critics], lr=c.learning_rate)
-        for name, opt, param in (
-            ("actor_adam", self.actor_optimizer, self.actors),
-            ("critic_adam", self.critic_optimizer, self.critics),
-        ):
-            if f"{name}.exp_avg" in t:
-                opt.state[param] = {
-                    "step": t[f"{name}.step"].reshape(()).clone(),
-                    "exp_avg": t[f"{name}.exp_avg"].to(self.device).clone(),
-                    "exp_avg_sq": t[f"{name}.exp_avg_sq"].to(self.device).clone(),
-                }
+        self.actor_optimizer = restore_adam(self.actors, c.learning_rate, t, "actor_adam")
+        self.critic_optimizer = restore_adam(self.critics, c.learning_rate, t, "critic_adam")
         self.lam = float(meta["lambda"])
         self.steps = int(meta["steps"])
         self.updates = int(meta["updates"])
