@@ -1,0 +1,444 @@
+"""Learned behaviour space of TAXONS / STAX: a convolutional autoencoder on rendered frames.
+
+TAXONS (Paolo et al., ICRA 2020, arXiv 1909.05508) and STAX (arXiv 2111.01919) describe an
+individual by the latent code of an autoencoder (AE) applied to the final rendered image of its
+episode, and measure its *surprise* as the AE's reconstruction MSE of that image. The AE is
+retrained on the images of the stored individuals as the search goes on, after which every
+stored individual is re-encoded from its stored image.
+
+Architecture (STAX version, as in the authors' ``core/auto_encoders/ae.py`` of GPaolo/STAX;
+every convolution has kernel 4, stride 2, padding 1, with biases, PyTorch default init):
+
+* encoder: ``[B, 3, 64, 64]`` -> Conv 3->32 (32x32) -> Conv 32->64 (16x16) -> Conv 64->32 (8x8)
+  -> Conv 32->16 (4x4), SELU after each -> flatten to ``16 * 4 * 4 = 256`` features -> Linear
+  256->latent, SELU (the latent code has a SELU activation);
+* decoder: Linear latent->256, SELU -> ``[B, 16, 4, 4]`` -> transposed convs 16->32->64->32->3
+  (4 -> 8 -> 16 -> 32 -> 64), SELU after each but the last, ReLU output;
+* loss: per-image MSE; Adam, lr 1e-3, batch 128 (the authors' defaults); 156,189 parameters for
+  a 10-dimensional latent.
+
+Training follows the authors' searcher: the images are split 80/20 at random into training and
+validation sets, each epoch goes once over the shuffled training set, and training stops after
+at most 100 epochs or once the validation error has exceeded the best one seen so far at 4
+consecutive epochs. Weights are not rolled back to the best epoch unless
+``AETrainingConfig.restore_best`` is set. The authors keep one Adam optimizer for the whole run
+(its moments carry over between retrainings): pass the same ``optimizer`` to every
+:func:`train_autoencoder` call to do the same; by default each call starts a fresh Adam.
+Retraining happens after exploration chunks 1, 3, 6, 10, 15, ... (:func:`training_schedule`).
+
+Frames are stored as ``uint8`` ``[N, 64, 64, 3]`` (what ``env.render`` and
+``LocalEvaluator.evaluate(frames=F)`` produce: 12,288 bytes per frame, 123 MB for 10,000
+frames) and converted to float ``[B, 3, 64, 64]`` in ``[0, 1]`` one batch at a time
+(:func:`to_input`), so training and encoding never hold a float copy of the whole set.
+Multi-frame descriptors (``[N, F, 64, 64, 3]``) treat every frame as one image: training uses
+all frames, the descriptor is the per-frame latents concatenated in frame order (``[N, F *
+latent]``) and the surprise is the sum of the per-frame errors.
+
+Cost (one CPU thread of a shared 2-core machine, torch 2.13 CPU, float32, 10-d latent, timings
+vary by about 30% with the machine's load): one epoch on 10,000 frames (8,000 training images
+in batches of 128, then a validation pass over 2,000) takes about 20 s, so a full 100-epoch
+training takes about 35 minutes there; :func:`describe` (encode and decode) takes 11-14 s for
+10,000 frames in its default 128-image CPU chunks and 18 s in 1024-image chunks (large batches
+fall out of cache on CPU, hence the smaller CPU default).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "FEATURES",
+    "IMAGE_SHAPE",
+    "AETrainingConfig",
+    "ConvAE",
+    "TrainingReport",
+    "describe",
+    "to_input",
+    "train_autoencoder",
+    "training_points",
+    "training_schedule",
+]
+
+IMAGE_SIZE = 64
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
+"""Stored frame shape (height, width, RGB), as rendered by the environments."""
+FEATURES = 16 * 4 * 4
+"""Flattened size of the convolutional encoder's output (16 channels of 4x4)."""
+
+_FRAME_HINT = "expected uint8 frames of shape [N, 64, 64, 3] (or [N, F, 64, 64, 3])"
+
+
+def _conv(c_in: int, c_out: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+
+
+def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+
+
+def to_input(images: torch.Tensor, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """Convert images to the AE's input: float32 ``[B, 3, 64, 64]`` in ``[0, 1]``.
+
+    Args:
+        images: uint8 ``[B, 64, 64, 3]`` frames (divided by 255), or float ``[B, 3, 64, 64]``
+            images already in ``[0, 1]`` (returned as float32).
+        device: where the result goes (default: where ``images`` are). uint8 frames are moved
+            before conversion, which transfers 4x fewer bytes.
+
+    Raises:
+        ValueError: on a wrong shape. TypeError: on a dtype that is neither uint8 nor float.
+    """
+    images = torch.as_tensor(images)
+    if images.dtype == torch.uint8:
+        if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
+            raise ValueError(
+                f"expected uint8 frames of shape [B, 64, 64, 3], got {tuple(images.shape)}"
+            )
+        images = images.to(device) if device is not None else images
+        return images.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
+    if images.is_floating_point():
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"expected float images of shape [B, 3, 64, 64] in [0, 1] (or uint8 frames "
+                f"[B, 64, 64, 3]), got {tuple(images.shape)}"
+            )
+        return images.to(device=device, dtype=torch.float32)
+    raise TypeError(
+        f"expected uint8 frames [B, 64, 64, 3] or float images [B, 3, 64, 64], "
+        f"got dtype {images.dtype}"
+    )
+
+
+class ConvAE(nn.Module):
+    """Convolutional autoencoder for 64x64 RGB frames (STAX architecture, see module doc).
+
+    Args:
+        latent_dim: size of the latent code (the behaviour descriptor of one frame).
+        seed: if given, initialise the weights from this seed (global RNG left untouched).
+    """
+
+    to_input = staticmethod(to_input)
+
+    def __init__(self, latent_dim: int = 10, *, seed: int | None = None) -> None:
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.latent_dim = latent_dim
+        if seed is None:
+            self._build()
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._build()
+
+    def _build(self) -> None:
+        act = nn.SELU
+        self.encoder_conv = nn.Sequential(
+            _conv(3, 32), act(),  # 64 -> 32
+            _conv(32, 64), act(),  # 32 -> 16
+            _conv(64, 32), act(),  # 16 -> 8
+            _conv(32, 16), act(),  # 8 -> 4
+            nn.Flatten(),
+        )  # fmt: skip
+        self.encoder_fc = nn.Sequential(nn.Linear(FEATURES, self.latent_dim), act())
+        self.decoder_fc = nn.Sequential(nn.Linear(self.latent_dim, FEATURES), act())
+        self.decoder_conv = nn.Sequential(
+            nn.Unflatten(1, (16, 4, 4)),
+            _deconv(16, 32), act(),  # 4 -> 8
+            _deconv(32, 64), act(),  # 8 -> 16
+            _deconv(64, 32), act(),  # 16 -> 32
+            _deconv(32, 3), nn.ReLU(),  # 32 -> 64
+        )  # fmt: skip
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights."""
+        return next(self.parameters()).device
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Convolutional features ``[B, 256]`` (before the latent layer)."""
+        return self.encoder_conv(to_input(images, device=self.device))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Latent codes ``[B, latent_dim]`` of uint8 ``[B, 64, 64, 3]`` or float images."""
+        return self.encoder_fc(self.features(images))
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Reconstructed images ``[B, 3, 64, 64]`` (non-negative) from ``[B, latent_dim]``."""
+        return self.decoder_conv(self.decoder_fc(latent))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``[B, 3, 64, 64]`` of uint8 ``[B, 64, 64, 3]`` or float images."""
+        return self.decode(self.encode(images))
+
+
+@dataclass(frozen=True)
+class AETrainingConfig:
+    """Options of :func:`train_autoencoder` (defaults: the authors' values).
+
+    Attributes:
+        lr: Adam learning rate (used only when no optimizer is passed).
+        batch_size: training minibatch size.
+        max_epochs: most passes over the training split.
+        patience: stop once the validation error exceeded the best one so far at this many
+            consecutive epochs; None never stops early.
+        val_fraction: share of the images held out for validation, in (0, 1); at least one
+            image is held out and at least one is trained on.
+        seed: seed of the split and the shuffling; None draws one from torch's global RNG.
+        eval_batch_size: chunk size of the validation passes (memory and speed only, not
+            results); None: 128 on CPU (larger chunks run slower there), 1024 elsewhere.
+        restore_best: load the weights of the best validation epoch at the end (the authors
+            keep the last epoch's weights).
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 128
+    max_epochs: int = 100
+    patience: int | None = 4
+    val_fraction: float = 0.2
+    seed: int | None = None
+    eval_batch_size: int | None = None
+    restore_best: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "max_epochs", "eval_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class TrainingReport:
+    """What one :func:`train_autoencoder` call did.
+
+    Attributes:
+        epochs: epochs run.
+        train_losses: mean per-image training MSE of each epoch (while the weights changed).
+        val_losses: mean per-image validation MSE after each epoch.
+        initial_val_loss: validation MSE before training.
+        best_val_loss: lowest entry of ``val_losses``.
+        best_epoch: 1-based epoch of ``best_val_loss``.
+        stopped_early: True if the patience rule ended training before ``max_epochs``.
+        seconds: wall-clock time of the call.
+        n_train: training images (frames, for multi-frame input).
+        n_val: validation images.
+    """
+
+    epochs: int
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    initial_val_loss: float = math.nan
+    best_val_loss: float = math.nan
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    n_train: int = 0
+    n_val: int = 0
+
+
+def _check_frames(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Validate uint8 ``[N, 64, 64, 3]`` or ``[N, F, 64, 64, 3]`` frames."""
+    frames = torch.as_tensor(frames)
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"{_FRAME_HINT}, got dtype {frames.dtype}")
+    if frames.ndim not in (4, 5) or tuple(frames.shape[-3:]) != IMAGE_SHAPE:
+        raise ValueError(f"{_FRAME_HINT}, got shape {tuple(frames.shape)}")
+    return frames
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _chunk_size(batch: int | None, device: torch.device) -> int:
+    """Inference chunk size: ``batch``, or 128 on CPU (faster than larger ones) and 1024 else."""
+    if batch is None:
+        return 128 if device.type == "cpu" else 1024
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    return batch
+
+
+def _mean_error(
+    model: nn.Module, images: torch.Tensor, index: torch.Tensor, batch: int | None
+) -> float:
+    """Mean per-image reconstruction MSE of ``images[index]`` (inference, in chunks)."""
+    device = _model_device(model)
+    batch = _chunk_size(batch, device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.inference_mode():
+        for start in range(0, index.numel(), batch):
+            x = to_input(images[index[start : start + batch]], device=device)
+            total += F.mse_loss(model(x), x, reduction="sum").double()
+    return total.item() / (index.numel() * x[0].numel())
+
+
+def train_autoencoder(
+    model: nn.Module,
+    frames: torch.Tensor | np.ndarray,
+    config: AETrainingConfig | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    device: torch.device | str | None = None,
+) -> TrainingReport:
+    """Train an autoencoder on stored frames with a random validation split and early stop.
+
+    Args:
+        model: maps float ``[B, 3, 64, 64]`` images to reconstructions of the same shape
+            (a :class:`ConvAE`); it is moved to ``device`` and left in eval mode.
+        frames: uint8 ``[N, 64, 64, 3]``, or ``[N, F, 64, 64, 3]`` (every frame is an image).
+        config: training options (default :class:`AETrainingConfig`).
+        generator: CPU generator for the split and shuffling (overrides ``config.seed``).
+        optimizer: optimizer over ``model``'s parameters, e.g. one kept across retrainings
+            as the authors do; default a fresh ``Adam(lr=config.lr)``.
+        device: where to train (default: the model's device). The uint8 frames are copied
+            there once; float conversion happens per batch.
+
+    Returns:
+        A :class:`TrainingReport`. Results are deterministic for a seed on CPU.
+
+    Raises:
+        TypeError / ValueError: frames not uint8 ``[N, 64, 64, 3]``, or too few of them to
+            hold out a validation image and train on another.
+        FloatingPointError: the training or validation loss became NaN or infinite.
+    """
+    start_time = time.perf_counter()
+    config = config or AETrainingConfig()
+    images = _check_frames(frames)
+    images = images.reshape(-1, *IMAGE_SHAPE)
+    count = images.shape[0]
+    n_val = max(1, int(count * config.val_fraction))
+    if count < 2 or count - n_val < 1:
+        raise ValueError(
+            f"need at least 2 images to train the autoencoder (one held out for validation "
+            f"with val_fraction={config.val_fraction}), got {count}"
+        )
+    n_train = count - n_val
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.to(device)
+    images = images.to(device)
+    if generator is None:
+        seed = config.seed if config.seed is not None else int(torch.randint(2**62, ()))
+        generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(count, generator=generator)
+    val_index, train_index = perm[:n_val].to(device), perm[n_val:]
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    report = TrainingReport(epochs=0, n_train=n_train, n_val=n_val)
+    model.eval()
+    report.initial_val_loss = _mean_error(model, images, val_index, config.eval_batch_size)
+    best, rises, best_state = math.inf, 0, None
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        order = train_index[torch.randperm(n_train, generator=generator)].to(device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for start in range(0, n_train, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            x = to_input(images[batch])
+            loss = F.mse_loss(model(x), x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach().double() * batch.numel()
+        model.eval()
+        train_loss = total.item() / n_train
+        val_loss = _mean_error(model, images, val_index, config.eval_batch_size)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise FloatingPointError(
+                f"autoencoder loss is not finite at epoch {epoch} (train {train_loss}, "
+                f"validation {val_loss}); lower the learning rate (lr={config.lr}) or check "
+                f"the frames"
+            )
+        report.epochs = epoch
+        report.train_losses.append(train_loss)
+        report.val_losses.append(val_loss)
+        if val_loss <= best:
+            best, rises, report.best_epoch = val_loss, 0, epoch
+            if config.restore_best:
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            rises += 1
+            if config.patience is not None and rises >= config.patience:
+                report.stopped_early = epoch < config.max_epochs
+                break
+    if best_state is not None and report.best_epoch != report.epochs:
+        model.load_state_dict(best_state)
+    report.best_val_loss = best
+    report.seconds = time.perf_counter() - start_time
+    return report
+
+
+def describe(
+    model: ConvAE, frames: torch.Tensor | np.ndarray, *, batch: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Behaviour descriptors and surprise of stored frames.
+
+    Args:
+        model: a (trained or untrained) :class:`ConvAE`.
+        frames: uint8 ``[N, 64, 64, 3]``, or ``[N, F, 64, 64, 3]`` for F frames per episode.
+        batch: images encoded at once (memory and speed only; results agree to float
+            rounding); None: 128 on CPU, where larger chunks run slower, 1024 elsewhere.
+
+    Returns:
+        ``(latents, surprise)`` on the frames' device: float32 ``[N, latent]`` and ``[N]``
+        (per-image reconstruction MSE); for F frames, ``[N, F * latent]`` (frame-major
+        concatenation) and ``[N]`` (sum of the F per-frame errors).
+    """
+    frames = _check_frames(frames)
+    device = _model_device(model)
+    batch = _chunk_size(batch, device)
+    n = frames.shape[0]
+    n_frames = frames.shape[1] if frames.ndim == 5 else 1
+    images = frames.reshape(-1, *IMAGE_SHAPE)
+    latents, errors = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, images.shape[0], batch):
+                x = to_input(images[start : start + batch], device=device)
+                z = model.encode(x)
+                err = (model.decode(z) - x).square_().mean(dim=(1, 2, 3))
+                latents.append(z.to(frames.device))
+                errors.append(err.to(frames.device))
+    finally:
+        model.train(was_training)
+    if not latents:
+        empty = torch.empty(0, device=frames.device)
+        return empty.reshape(0, n_frames * model.latent_dim), empty
+    latent = torch.cat(latents).reshape(n, n_frames * model.latent_dim)
+    surprise = torch.cat(errors).reshape(n, n_frames).sum(dim=1)
+    return latent, surprise
+
+
+def training_schedule(chunk_index: int) -> bool:
+    """Whether to retrain the AE after exploration chunk ``chunk_index`` (1-based).
+
+    True after chunks 1, 3, 6, 10, 15, 21, ... (the triangular numbers: the gap between
+    trainings grows by one each time), as in the authors' searcher.
+    """
+    if chunk_index < 1:
+        raise ValueError(f"chunk_index is 1-based, got {chunk_index}")
+    root = math.isqrt(8 * chunk_index + 1)
+    return root * root == 8 * chunk_index + 1
+
+
+def training_points(n: int) -> list[int]:
+    """The first ``n`` chunk indices after which the AE is retrained: ``[1, 3, 6, 10, ...]``."""
+    return [k * (k + 1) // 2 for k in range(1, n + 1)]
