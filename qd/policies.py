@@ -96,13 +96,13 @@ class BatchedMLP:
 
     def forward(self, layers: list[LayerWeights], obs: torch.Tensor) -> torch.Tensor:
         """Actions ``[B, out]`` for observations ``[B, in]`` (individual b uses genome b)."""
-        return self._forward(layers, obs.unsqueeze(1)).squeeze(1)
+        return self.forward_rows(layers, obs.unsqueeze(1)).squeeze(1)
 
     def actions_on(self, genomes: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """Actions ``[B, P, out]`` of every genome on the same states ``[P, in]`` (e.g. DvD's
         probe states)."""
         layers = self.unflatten(genomes)
-        return self._forward(layers, states.expand(genomes.shape[0], *states.shape))
+        return self.forward_rows(layers, states.expand(genomes.shape[0], *states.shape))
 
     def fold_normaliser(
         self, genomes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
@@ -122,8 +122,8 @@ class BatchedMLP:
         bias = first.bias - torch.bmm(scaled, first.weight)
         return self.flatten([LayerWeights(weight, bias), *layers[1:]])
 
-    def _forward(self, layers: list[LayerWeights], h: torch.Tensor) -> torch.Tensor:
-        """Network on ``h [B, P, in]`` (genome b on its P rows)."""
+    def forward_rows(self, layers: list[LayerWeights], h: torch.Tensor) -> torch.Tensor:
+        """Network on ``h [B, P, in]``: genome b on its own P rows -> ``[B, P, out]``."""
         last = len(layers) - 1
         for k, layer in enumerate(layers):
             if layer.bias is None:

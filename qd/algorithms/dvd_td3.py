@@ -205,13 +205,13 @@ class DvDTD3:
     # -- networks ------------------------------------------------------------------------------
     def _act(self, genomes: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Actions ``[M, N, act]`` of the M actors on their own observations ``[M, N, obs]``."""
-        return self.policy._forward(self.policy.unflatten(genomes), obs)
+        return self.policy.forward_rows(self.policy.unflatten(genomes), obs)
 
     def _q(self, genomes: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor):
         """Both critics of every agent: ``[M, N]`` twice (critic rows: agent i at i, M + i)."""
         m = self.config.agents
         inputs = torch.cat([obs, actions], -1).repeat(2, 1, 1)
-        q = self.critic_net._forward(self.critic_net.unflatten(genomes), inputs)[..., 0]
+        q = self.critic_net.forward_rows(self.critic_net.unflatten(genomes), inputs)[..., 0]
         return q[:m], q[m:]
 
     def _update(self) -> dict:
