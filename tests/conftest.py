@@ -5,6 +5,16 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture
+def one_thread():
+    """Small batches: on a loaded 2-core machine intra-op threads make them up to 50x slower.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def maze():
     import envs

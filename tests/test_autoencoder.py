@@ -21,13 +21,7 @@ from qd.behaviour.autoencoder import (
     training_schedule,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def discs(n: int, seed: int = 0) -> torch.Tensor:

@@ -30,13 +30,7 @@ POTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches: on a loaded 2-core machine intra-op threads make them up to 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,7 @@ def env():
     return PointTrap()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches: on a loaded 2-core machine intra-op threads only slow them down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rollout(env, actions, state=None):
