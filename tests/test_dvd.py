@@ -251,3 +251,28 @@ def test_dvd_td3_run_learns_checkpoints_and_resumes_exactly(tmp_path):
     again = Archive.load(folder / "archive" / "population.safetensors")
     for field in population.field_list:
         assert torch.equal(population.field(field), again.field(field)), field
+
+
+def test_dvd_runs_on_a_gymnasium_env(tmp_path):
+    pytest.importorskip("gymnasium")
+    common = {"env": "gym:Pendulum-v1", "env_options": {"descriptor": "final_obs[0:2]"}}
+    es = RunConfig(
+        algorithm="dvd-es",
+        out=str(tmp_path / "es"),
+        budget=2 * 3 * (1 + 2 * 4),
+        algorithm_config={"agents": 3, "directions": 4},
+        **common,
+    )
+    td3 = RunConfig(
+        algorithm="dvd-td3",
+        out=str(tmp_path / "td3"),
+        budget=4,
+        policy_hidden=[16, 16],
+        algorithm_config={"agents": 2, "start_steps": 100, "batch_size": 16},
+        **common,
+    )
+    for config in (es, td3):
+        folder = start(config, progress=False)
+        last = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+        assert last["evaluations"] == config.budget
+        assert math.isfinite(last["population_reward_max"]) and "log_det" in last
