@@ -381,16 +381,17 @@ class DvDES:
                 -1,
             )  # [M, N, F, 2]
             sets = pert.permute(1, 3, 0, 2)  # [N, 2, M, F]: direction j, sign, agents
-            dets = standardise(population_determinants(sets))  # [N, 2]
-            fitness = fitness + self.lam * dets[None]
-            info["det_mean"] = float(population_determinants(sets).mean())
+            dets = population_determinants(sets)  # [N, 2]
+            fitness = fitness + self.lam * standardise(dets)[None]
+            info["det_mean"] = float(dets.mean())
         gradient = es_gradient(fitness, self._noise)
         self.optimizer.zero_grad()
         self.agents.grad = -gradient  # ascent
         self.optimizer.step()
         if c.normalise_observations:
             owners = self._owners()
-            per_agent = torch.stack([states[owners == i].flatten(0, 1) for i in range(m)])
+            grouped = states[torch.argsort(owners, stable=True)]  # agent-major, batch order kept
+            per_agent = grouped.reshape(m, -1, states.shape[-1])
             self.stats.update(per_agent)
         self.iteration += 1
         info.update(self._diversity_metrics(embeddings[:m]))

@@ -232,7 +232,7 @@ class DvDTD3:
         critic_loss.backward()
         self.critic_optimizer.step()
         self.updates += 1
-        info = {"critic_loss": critic_loss.item() / m}
+        info = {"critic_loss": critic_loss.detach() / m}  # a tensor: no host sync per update
         if self.updates % c.policy_delay:
             return info
         q_actor, _ = self._q(self.critics.detach(), obs, self._act(self.actors, obs))
@@ -291,13 +291,16 @@ class DvDTD3:
             env_time += time.perf_counter() - t0
             if not spec.final_reward_only:
                 returns += torch.where(alive, reward, torch.zeros_like(reward))
-            ended = env.done(state) if spec.can_terminate else torch.zeros_like(alive)
-            live = alive.clone()
             # time-limit ends are not terminal for bootstrapping (TD3's convention)
-            self.buffer.add(
-                obs[live], action[live], reward[live], next_obs[live], (~ended[live]).float()
-            )
-            alive = alive & ~ended
+            if spec.can_terminate:  # only rows still running add a transition
+                ended = env.done(state)
+                live = alive.clone()
+                self.buffer.add(
+                    obs[live], action[live], reward[live], next_obs[live], (~ended[live]).float()
+                )
+                alive = alive & ~ended
+            else:  # every row runs to the horizon: no masking (and no host sync)
+                self.buffer.add(obs, action, reward, next_obs, torch.ones_like(reward))
             obs = next_obs
             self.steps += 1
             if self.steps >= c.start_steps and self.buffer.size >= c.batch_size:
@@ -316,7 +319,7 @@ class DvDTD3:
         )
         info = self._round_metrics(agent_returns, outcomes, owners)
         if losses:
-            info["critic_loss"] = float(sum(losses) / len(losses))
+            info["critic_loss"] = float(torch.stack(losses).mean())
         info["env_time_s"] = env_time
         info["round_time_s"] = time.perf_counter() - started
         if rows == m * e and c.fixed_lambda is None:
