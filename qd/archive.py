@@ -461,6 +461,18 @@ class Archive(ArchiveBase):
         self._store["measures"][: self._size] = new.float()
         self._kdtree = None
 
+    def update_field(self, name: str, values: torch.Tensor) -> None:
+        """Overwrite an extra field of every stored row (e.g. surprise after an AE retraining)."""
+        if name not in self._schema or name in ("solution", "measures", "objective"):
+            raise KeyError(f"{name!r} is not an updatable field of archive {self.name!r}")
+        shape, dtype = self._schema[name]
+        values = torch.as_tensor(values, device=self.device)
+        if tuple(values.shape) != (self._size, *shape):
+            raise ValueError(
+                f"update_field({name!r}) expects {[self._size, *shape]}, got {list(values.shape)}"
+            )
+        self._store[name][: self._size] = values.to(dtype)
+
     # -- novelty and diversity -----------------------------------------------------------------
     def novelty(
         self,

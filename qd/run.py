@@ -212,8 +212,16 @@ class Run:
         if "budget" in {f.name for f in dataclasses.fields(config_cls)}:
             settings.setdefault("budget", config.budget)
         self.algo_config = config_cls(**settings)
-        self.space = make_space(self.algo_config.space, self.env.spec)
+        space_device = getattr(self.algo_config, "ae_device", None)  # learned spaces
+        self.space = make_space(
+            self.algo_config.space,
+            self.env.spec,
+            seed=config.seed,
+            device=resolve_device(space_device) if space_device else self.device,
+        )
         extra = {"policy": self.policy} if getattr(algo_cls, "needs_policy", False) else {}
+        if getattr(algo_cls, "needs_space", False):  # learned spaces (TAXONS, STAX)
+            extra["space"] = self.space
         self.algorithm = algo_cls(
             self.algo_config,
             genome_size=self.policy.genome_size,
@@ -259,7 +267,10 @@ class Run:
         outcomes = self.evaluator.evaluate(genomes, **self.recordings).to(self.device)
         outcomes.fitness.sum().item()  # wait for the device before timing
         self.rollout_time += time.perf_counter() - t0
-        descriptors = self.space.describe(outcomes)
+        if getattr(self.algorithm, "describes_itself", False):
+            descriptors = None  # the algorithm describes the outcomes with its own space
+        else:
+            descriptors = self.space.describe(outcomes)
         info = self.algorithm.tell(genomes, outcomes, descriptors)
         exploring = info.get("phase", "explore") == "explore"  # SERENE: NS generations only
         self.tracker.update(

@@ -25,6 +25,14 @@ from qd.algorithms.dvd_td3 import DvDTD3, DvDTD3Config
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
+from qd.algorithms.taxons import (
+    NTConfig,
+    TaxoNConfig,
+    Taxons,
+    TaxonsConfig,
+    TaxonsPConfig,
+    TaxoSConfig,
+)
 from qd.policies import BatchedMLP, SereneMLP, make_policy, serene_sizes
 
 ALGORITHMS: dict[str, tuple[type, type]] = {
@@ -38,6 +46,11 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "nsga2": (NSGA2Config, NSGA2),
     "dvd-es": (DvDESConfig, DvDES),
     "dvd-td3": (DvDTD3Config, DvDTD3),
+    "taxons": (TaxonsConfig, Taxons),
+    "taxo-n": (TaxoNConfig, Taxons),
+    "taxo-s": (TaxoSConfig, Taxons),
+    "nt": (NTConfig, Taxons),
+    "taxons-p": (TaxonsPConfig, Taxons),
 }
 
 

@@ -74,6 +74,9 @@ class NoveltySearch:
         env_spec: the env spec dict (for archive headers and ground-truth size).
         device: where archives live.
         seed: seed of the genome generator and archive generators.
+        stored_fields: extra per-individual fields ``{name: (shape, dtype)}`` kept in the
+            novelty archive and the population (e.g. TAXONS's uint8 frames and surprise);
+            :meth:`tell` receives their values as ``extras``.
     """
 
     name = "ns"
@@ -87,8 +90,10 @@ class NoveltySearch:
         env_spec: dict,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        stored_fields: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None,
     ) -> None:
         self.config = config
+        self.stored_fields = dict(stored_fields or {})
         self.genome_size = int(genome_size)
         self.device = torch.device(device)
         self.generation = 0
@@ -104,15 +109,22 @@ class NoveltySearch:
         rule = InsertionRule(
             kind=config.archive_rule, count=config.archive_add, threshold=config.novelty_threshold
         )
-        self.archive = Archive(**common, insertion=rule, seed=seed + 1, name="novelty")
+        self.archive = Archive(
+            **common,
+            insertion=rule,
+            extra_fields=self.stored_fields,
+            seed=seed + 1,
+            name="novelty",
+        )
         self.population = Archive(
             **common,
             insertion=InsertionRule("all"),
-            extra_fields={"novelty_score": ((), torch.float32)},
+            extra_fields={**self.stored_fields, "novelty_score": ((), torch.float32)},
             seed=seed + 2,
             name="population",
         )
         self.archives = {"novelty": self.archive, "population": self.population}
+        self.last_selection = torch.zeros(0, dtype=torch.long)  # rows of the union kept
 
     # -- ask/tell ------------------------------------------------------------------------------
     def ask(self, max_count: int | None = None) -> torch.Tensor:
@@ -136,11 +148,12 @@ class NoveltySearch:
         descriptors: torch.Tensor,
         *,
         extra_reference: torch.Tensor | None = None,
+        extras: dict[str, torch.Tensor] | None = None,
     ) -> dict:
         """Score the evaluated genomes, feed the archive and select the next population.
 
         ``extra_reference`` descriptors (e.g. SERENE's reward archive) join the novelty
-        reference set.
+        reference set; ``extras`` holds one value per genome for every ``stored_fields`` entry.
         """
         genomes = genomes.to(self.device)
         descriptors = descriptors.to(self.device, torch.float32)
@@ -151,6 +164,13 @@ class NoveltySearch:
             "ground_truth": outcomes.descriptor.to(self.device),
             "reward_area": outcomes.reward_area.to(self.device),
         }
+        extras = dict(extras or {})
+        if set(extras) != set(self.stored_fields):
+            raise ValueError(
+                f"tell expects extras for the stored fields {sorted(self.stored_fields)}, "
+                f"got {sorted(extras)}"
+            )
+        rows.update({k: v.to(self.device) for k, v in extras.items()})
         first = self.population.empty
         pop = {} if first else self.population.data(list(rows), return_type="torch")
         union = rows if first else {k: torch.cat([pop[k], rows[k]], 0) for k in rows}
@@ -173,6 +193,7 @@ class NoveltySearch:
             novelty=novelty[n_pop:],
             ground_truth=rows["ground_truth"],
             reward_area=rows["reward_area"],
+            **{k: rows[k] for k in extras},
         )
         self.population.clear()
         self.population.add(
@@ -183,7 +204,9 @@ class NoveltySearch:
             ground_truth=union["ground_truth"][order],
             reward_area=union["reward_area"][order],
             novelty_score=novelty[order],
+            **{k: union[k][order] for k in extras},
         )
+        self.last_selection = order
         self.generation += 1
         return {
             "generation": self.generation,

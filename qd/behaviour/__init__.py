@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qd.behaviour.learned import AutoencoderSpace, parse_autoencoder_options
 from qd.behaviour.signatures import (
     SignatureSpace,
     logsignature,
@@ -23,6 +24,7 @@ from qd.evaluation import Outcomes
 
 __all__ = [
     "SPACES",
+    "AutoencoderSpace",
     "FinalObservationSpace",
     "GroundTruthSpace",
     "SignatureSpace",
@@ -93,7 +95,7 @@ class TrajectorySignatureSpace:
         return self.transform.describe(outcomes.trajectory.float())
 
 
-SPACES = ("ground_truth", "final_obs", "signature")
+SPACES = ("ground_truth", "final_obs", "signature", "autoencoder")
 _SIGNATURE_OPTIONS = {"depth": int, "log": bool, "time": bool, "samples": int, "basis": str}
 
 
@@ -129,13 +131,23 @@ def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
     return TrajectorySignatureSpace(transform, env_spec.obs_size, samples, env_spec.episode_length)
 
 
-def make_space(name: str, env_spec):
-    """Build a behaviour space by name for an env: ``ground_truth``, ``final_obs`` or
-    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]``."""
+def make_space(name: str, env_spec, *, seed: int = 0, device: str | torch.device = "cpu"):
+    """Build a behaviour space by name for an env: ``ground_truth``, ``final_obs``,
+    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]`` or
+    ``autoencoder[:latent=10,frames=1]`` (the TAXONS/STAX AE on rendered frames; ``seed`` and
+    ``device`` are its initial weights' seed and where it lives; other spaces ignore them)."""
     if name == "ground_truth":
         return GroundTruthSpace(env_spec.descriptor_size)
     if name == "final_obs":
         return FinalObservationSpace(env_spec.obs_size)
     if name == "signature" or name.startswith("signature:"):
         return _signature_space(name.partition(":")[2], env_spec)
+    if name == "autoencoder" or name.startswith("autoencoder:"):
+        if getattr(env_spec, "image_size", 0) != 64:
+            raise ValueError(
+                f"the autoencoder space needs 64 x 64 renders; env {env_spec.name!r} renders "
+                f"{getattr(env_spec, 'image_size', None)}"
+            )
+        options = parse_autoencoder_options(name.partition(":")[2])
+        return AutoencoderSpace(**options, seed=seed, device=device)
     raise ValueError(f"unknown behaviour space {name!r}; known: {', '.join(SPACES)}")

@@ -1,0 +1,155 @@
+"""TAXONS and its variants: learned space, training schedule, re-encoding, selection, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import envs
+from qd.algorithms.taxons import TaxonsConfig, select_by
+from qd.archive import Archive
+from qd.behaviour import AutoencoderSpace, make_space
+from qd.cli import main
+from qd.run import Run, RunConfig, start
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = {"chunk_size": 400, "ae_max_epochs": 2}
+CURLING = {"episode_length": 60}
+
+
+def _config(tmp_path, name, algorithm="taxons", budget=1200, **extra):
+    return RunConfig(
+        algorithm=algorithm,
+        env="curling",
+        out=str(tmp_path / name),
+        budget=budget,
+        checkpoint_every=400,
+        env_options=dict(CURLING),
+        algorithm_config={**SMALL, **extra},
+    )
+
+
+def test_space_from_name_and_errors():
+    spec = envs.make("curling").spec
+    space = make_space("autoencoder:latent=4,frames=2", spec, seed=1)
+    assert isinstance(space, AutoencoderSpace)
+    assert space.dim == 8 and space.recordings == {"frames": 2}
+    with pytest.raises(ValueError, match="autoencoder option"):
+        make_space("autoencoder:depth=3", spec)
+    with pytest.raises(ValueError, match="space must be autoencoder"):
+        TaxonsConfig(space="ground_truth")
+    with pytest.raises(ValueError, match="selection"):
+        TaxonsConfig(selection="best")
+
+
+def test_space_state_round_trip():
+    frames = torch.randint(0, 255, (12, 1, 64, 64, 3), dtype=torch.uint8)
+    a = AutoencoderSpace(latent_dim=3, seed=0)
+    a.fit(frames, TaxonsConfig(ae_max_epochs=1).training_config())
+    b = AutoencoderSpace(latent_dim=3, seed=5)
+    b.load_state_tensors(a.state_tensors())
+    za, sa = a.describe_frames(frames)
+    zb, sb = b.describe_frames(frames)
+    assert torch.equal(za, zb) and torch.equal(sa, sb) and b.trainings == 1
+    # the Adam moments carried over: one more training step gives the same weights
+    a.fit(frames, TaxonsConfig(ae_max_epochs=1).training_config())
+    b.fit(frames, TaxonsConfig(ae_max_epochs=1).training_config())
+    assert torch.equal(a.describe_frames(frames)[0], b.describe_frames(frames)[0])
+
+
+def test_select_by_criteria():
+    novelty = torch.tensor([0.1, 0.9, 0.5, 0.3])
+    surprise = torch.tensor([0.8, 0.1, 0.2, 0.9])
+    assert select_by("novelty", novelty, surprise, 2, True)[0].tolist() == [1, 2]
+    assert select_by("surprise", novelty, surprise, 2, True)[0].tolist() == [3, 0]
+    assert select_by("random", novelty, surprise, 2, True)[1] == "novelty"
+    assert select_by("random", novelty, surprise, 2, False)[1] == "surprise"
+    # (0.9, 0.1), (0.3, 0.9), (0.5, 0.2) are non-dominated; (0.1, 0.8) is dominated by (0.3, 0.9)
+    kept, name = select_by("pareto", novelty, surprise, 3, True)
+    assert name == "pareto" and sorted(kept.tolist()) == [1, 2, 3]
+
+
+def test_taxons_trains_on_schedule_and_reembeds(tmp_path):
+    run = Run(_config(tmp_path, "t"))
+    algo = run.algorithm
+    assert run.recordings == {"frames": 1}
+    lines = []
+    before = None
+    while run.evaluations < run.config.budget:
+        if run.evaluations == 100:  # after the first generation, before the first training
+            before = algo.archive.descriptors.clone()
+            count_before = len(algo.archive)
+        lines.append(run.step())
+    trained = [line for line in lines if "ae_epochs" in line]
+    # generations end at 100, 300, 500, ..., 1100, 1200 evaluations; chunks of 400: trainings
+    # once chunks 1 (at 500) and 3 (at 1200) are complete
+    assert [line["evaluations"] for line in trained] == [500, 1200]
+    assert all(line["ae_epochs"] == 2 for line in trained)
+    assert trained[0]["ae_images"] >= 10 + 100  # archive + population (+ dropped offspring)
+    # the archive's first rows were re-described (same count, new descriptors)
+    assert len(algo.archive) == 5 * len(lines) and count_before == 5
+    assert not torch.allclose(algo.archive.descriptors[:5], before)
+    # stored descriptors equal what the current AE says about the stored frames
+    z, s = algo.space.describe_frames(algo.archive.field("frames"))
+    assert torch.allclose(algo.archive.descriptors, z) and torch.allclose(
+        algo.archive.field("surprise"), s
+    )
+    last = lines[-1]
+    assert {"surprise_mean", "selection", "ae_time_s", "coverage", "coverage_archive"} <= set(last)
+    assert last["ae_trainings"] == 2
+    assert algo.archive.field("frames").dtype == torch.uint8
+
+
+def test_training_set_is_archive_population_and_dropped_offspring(tmp_path):
+    run = Run(_config(tmp_path, "t", budget=400))
+    algo = run.algorithm
+    run.step()
+    run.step()
+    frames = algo.training_frames()
+    # 10 archived + 100 in the population + the offspring the population did not keep
+    assert len(frames) == 10 + 100 + len(algo._pending_frames)
+    assert len(algo._pending_frames) == 200 - (100 - sum(  # offspring not kept
+        1 for i in algo.last_selection.tolist() if i < 100
+    ))
+
+
+@pytest.mark.parametrize("algorithm", ["taxo-n", "taxo-s", "nt", "taxons-p"])
+def test_variants_run(tmp_path, algorithm):
+    folder = start(_config(tmp_path, algorithm, algorithm=algorithm, budget=800), progress=False)
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    expected = {"taxo-n": "novelty", "taxo-s": "surprise", "nt": None, "taxons-p": "pareto"}
+    selections = {line["selection"] for line in lines}
+    if expected[algorithm]:
+        assert selections == {expected[algorithm]}
+    else:  # NT: TAXONS's coin, never trained
+        assert selections <= {"novelty", "surprise"} and lines[-1]["ae_trainings"] == 0
+    archive = Archive.load(folder / "archive" / "novelty.safetensors")
+    assert archive.field("frames").shape[1:] == (1, 64, 64, 3)
+
+
+def test_taxons_resumes_exactly(tmp_path):
+    ref = start(_config(tmp_path, "ref"), progress=False)
+    cut = start(_config(tmp_path, "cut"), progress=False)
+    checkpoints = sorted((cut / "checkpoints").iterdir())
+    shutil.rmtree(cut / "archive")
+    shutil.rmtree(checkpoints[-1])
+    assert main(["run", "--resume", str(cut), "--no-progress"]) == 0
+    for name in ("novelty", "population"):
+        a = Archive.load(ref / "archive" / f"{name}.safetensors")
+        b = Archive.load(cut / "archive" / f"{name}.safetensors")
+        assert torch.equal(a.genomes, b.genomes), name
+        assert torch.equal(a.descriptors, b.descriptors), name
+
+
+def test_multi_frame_taxons(tmp_path):
+    folder = start(
+        _config(tmp_path, "mf", budget=400, space="autoencoder:latent=5,frames=3"),
+        progress=False,
+    )
+    archive = Archive.load(folder / "archive" / "novelty.safetensors")
+    assert archive.descriptors.shape[1] == 15
+    assert archive.field("frames").shape[1:] == (3, 64, 64, 3)
