@@ -153,3 +153,85 @@ def test_multi_frame_taxons(tmp_path):
     archive = Archive.load(folder / "archive" / "novelty.safetensors")
     assert archive.descriptors.shape[1] == 15
     assert archive.field("frames").shape[1:] == (3, 64, 64, 3)
+
+
+# -- STAX ---------------------------------------------------------------------------------------
+def _stax_config(tmp_path, name, algorithm="stax", budget=2400, **extra):
+    return RunConfig(
+        algorithm=algorithm,
+        env="curling",
+        out=str(tmp_path / name),
+        budget=budget,
+        checkpoint_every=400,
+        env_options={"episode_length": 120},
+        algorithm_config={**SMALL, **extra},
+    )
+
+
+def _force_rewards(run, threshold: float = 0.02):
+    """Make a short-episode Curling run rewarding: reward = ball travel beyond a threshold."""
+    env = run.env
+    original = env.reward
+
+    def reward(state):
+        moved = (state.pos - env.reset(len(state.pos), device=state.pos.device).pos).norm(dim=1)
+        return torch.where(moved > threshold, moved, torch.zeros_like(moved)) + 0 * original(state)
+
+    env.reward = reward
+
+
+def test_stax_reembeds_everything_and_keeps_counts(tmp_path):
+    run = Run(_stax_config(tmp_path, "s"))
+    _force_rewards(run)
+    algo = run.algorithm
+    while run.evaluations < run.config.budget and not (algo.emitters and len(algo.reward_archive)):
+        run.step()
+    assert algo.emitters and len(algo.reward_archive), "test setup: emitters should exist"
+    counts = {name: len(a) for name, a in algo.archives.items()}
+    ancestor = algo.emitters[0].ancestor["measures"].clone()
+    reward_before = algo.reward_archive.descriptors.clone()
+    info = algo.retrain()
+    assert info["ae_epochs"] == 2 and info["reembed_time_s"] >= 0
+    assert {name: len(a) for name, a in algo.archives.items()} == counts
+    assert not torch.allclose(algo.reward_archive.descriptors, reward_before)
+    # every stored descriptor equals the AE's description of the stored frames
+    for archive in algo.archives.values():
+        z, _ = algo.space.describe_frames(archive.field("frames"))
+        assert torch.allclose(archive.descriptors, z), archive.name
+    emitter = algo.emitters[0]
+    z, s = algo.space.describe_frames(emitter.ancestor["frames"][None])
+    assert torch.allclose(emitter.ancestor["measures"], z[0])
+    assert not torch.allclose(emitter.ancestor["measures"], ancestor)
+    if algo.candidates is not None:
+        z, _ = algo.space.describe_frames(algo.candidates["frames"])
+        assert torch.allclose(algo.candidates["measures"], z)
+
+
+def test_stax_variants_and_errors(tmp_path):
+    with pytest.raises(ValueError, match="emitter_type"):
+        from qd.algorithms.stax import StaxConfig
+
+        StaxConfig(emitter_type="novelty")
+    for algorithm in ("stax-p", "stax-nt"):
+        folder = start(_stax_config(tmp_path, algorithm, algorithm, budget=800), progress=False)
+        line = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+        assert "surprise_mean" in json.dumps(
+            [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+        )
+        assert line["ae_trainings"] == (0 if algorithm == "stax-nt" else 1)
+        reward = Archive.load(folder / "archive" / "reward.safetensors")
+        assert reward.field("frames").dtype == torch.uint8
+
+
+def test_stax_resumes_exactly(tmp_path):
+    ref = start(_stax_config(tmp_path, "ref", budget=1600), progress=False)
+    cut = start(_stax_config(tmp_path, "cut", budget=1600), progress=False)
+    checkpoints = sorted((cut / "checkpoints").iterdir())
+    shutil.rmtree(cut / "archive")
+    shutil.rmtree(checkpoints[-1])
+    assert main(["run", "--resume", str(cut), "--no-progress"]) == 0
+    for name in ("novelty", "population", "reward"):
+        a = Archive.load(ref / "archive" / f"{name}.safetensors")
+        b = Archive.load(cut / "archive" / f"{name}.safetensors")
+        assert torch.equal(a.genomes, b.genomes), name
+        assert torch.equal(a.descriptors, b.descriptors), name

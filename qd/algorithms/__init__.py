@@ -25,6 +25,7 @@ from qd.algorithms.dvd_td3 import DvDTD3, DvDTD3Config
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
+from qd.algorithms.stax import Stax, StaxConfig, StaxNTConfig, StaxPConfig
 from qd.algorithms.taxons import (
     NTConfig,
     TaxoNConfig,
@@ -51,6 +52,9 @@ ALGORITHMS: dict[str, tuple[type, type]] = {
     "taxo-s": (TaxoSConfig, Taxons),
     "nt": (NTConfig, Taxons),
     "taxons-p": (TaxonsPConfig, Taxons),
+    "stax": (StaxConfig, Stax),
+    "stax-p": (StaxPConfig, Stax),
+    "stax-nt": (StaxNTConfig, Stax),
 }
 
 

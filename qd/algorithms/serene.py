@@ -153,7 +153,7 @@ class Serene:
         self.config = config
         self.device = torch.device(device)
         self.genome_size = genome_size
-        self.ns = NoveltySearch(
+        self.ns = self._make_ns(
             config,
             genome_size=genome_size,
             measure_dim=measure_dim,
@@ -162,6 +162,7 @@ class Serene:
             seed=seed,
         )
         self.reward_archive = Archive(
+            extra_fields=self.ns.stored_fields,
             solution_dim=genome_size,
             measure_dim=measure_dim,
             ground_truth_dim=env_spec["descriptor_size"],
@@ -204,6 +205,36 @@ class Serene:
         self.bootstrap_evaluations = config.emitter_mu * (
             1 + config.emitter_offspring_per_parent * config.bootstrap_generations
         )  # 66 at the defaults, for every emitter type
+
+    def _make_ns(self, config: SereneConfig, **kwargs) -> NoveltySearch:
+        """The Novelty Search of the exploration chunks (STAX: TAXONS's)."""
+        return NoveltySearch(config, **kwargs)
+
+    def _row_fields(self) -> tuple[str, ...]:
+        """Fields of the row dicts kept for candidates, ancestors and buffers."""
+        return (*_ROW_FIELDS, *self.ns.stored_fields)
+
+    def _rows(self, outcomes: Outcomes, genomes, descriptors) -> dict[str, torch.Tensor]:
+        """Row dict of evaluated genomes (STAX adds frames and surprise)."""
+        return _rows(outcomes, genomes, descriptors, self.device)
+
+    def _tell_ns(self, genomes, outcomes, descriptors, rows: dict) -> dict:
+        """The NS step of an exploration generation (reward archive in the reference set)."""
+        return self.ns.tell(
+            genomes, outcomes, descriptors, extra_reference=self.reward_archive.descriptors
+        )
+
+    def _add_rows(self, archive: Archive, rows: dict) -> None:
+        """Add row dicts to an archive with every stored field."""
+        archive.add(
+            rows["solution"],
+            rows["objective"],
+            rows["measures"],
+            novelty=torch.zeros(len(rows["solution"])),
+            ground_truth=rows["ground_truth"],
+            reward_area=rows["reward_area"],
+            **{k: rows[k] for k in self.ns.stored_fields},
+        )
 
     def _make_batch(self, ancestors: torch.Tensor, sigmas: torch.Tensor):
         kind = self.config.emitter_type
@@ -317,7 +348,7 @@ class Serene:
     # -- telling -----------------------------------------------------------------------------
     def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
         """Route the evaluated genomes to NS or the emitters."""
-        rows = _rows(outcomes, genomes, descriptors, self.device)
+        rows = self._rows(outcomes, genomes, descriptors)
         count = len(genomes)
         self.evaluations += count
         self.chunk_used += count
@@ -325,9 +356,7 @@ class Serene:
         choice = self.phase
         info: dict = {}
         if stage[0] == "explore":
-            info = self.ns.tell(
-                genomes, outcomes, descriptors, extra_reference=self.reward_archive.descriptors
-            )
+            info = self._tell_ns(genomes, outcomes, descriptors, rows)
             self._last_offspring = rows["solution"]
             self._new_candidates(rows)
         else:
@@ -362,14 +391,7 @@ class Serene:
         if not len(rewarding):
             return
         new = _take(rows, rewarding)
-        self.reward_archive.add(
-            new["solution"],
-            new["objective"],
-            new["measures"],
-            novelty=torch.zeros(len(rewarding)),
-            ground_truth=new["ground_truth"],
-            reward_area=new["reward_area"],
-        )
+        self._add_rows(self.reward_archive, new)
         self.candidates = new if self.candidates is None else _cat([self.candidates, new])
 
     def _padded(self, rows: dict, shape: tuple[int, int]):
@@ -432,15 +454,7 @@ class Serene:
         index = torch.nonzero(improved).flatten() * k + rewards.argmax(1)[improved]
         index = index[index < len(rows["objective"])].to(self.device)
         if len(index):
-            new = _take(rows, index)
-            self.reward_archive.add(
-                new["solution"],
-                new["objective"],
-                new["measures"],
-                novelty=torch.zeros(len(index)),
-                ground_truth=new["ground_truth"],
-                reward_area=new["reward_area"],
-            )
+            self._add_rows(self.reward_archive, _take(rows, index))
 
     def _tell_run(self, index: int, rows: dict) -> None:
         emitter = self.emitters[index]
@@ -466,27 +480,12 @@ class Serene:
     def _terminate(self, index: int) -> None:
         self._running = None
         emitter = self.emitters.pop(index)
-        a = emitter.ancestor
-        self.reward_archive.add(
-            a["solution"][None],
-            a["objective"][None],
-            a["measures"][None],
-            novelty=torch.zeros(1),
-            ground_truth=a["ground_truth"][None],
-            reward_area=a["reward_area"][None],
-        )
+        self._add_rows(self.reward_archive, {k: v[None] for k, v in emitter.ancestor.items()})
         if emitter.buffer:
             buffer = _cat(emitter.buffer)
             pick = torch.randperm(len(buffer["solution"]), generator=self.generator)
             chosen = _take(buffer, pick[: self.config.emitter_archive_add].to(self.device))
-            self.ns.archive.add(
-                chosen["solution"],
-                chosen["objective"],
-                chosen["measures"],
-                novelty=torch.zeros(len(chosen["solution"])),
-                ground_truth=chosen["ground_truth"],
-                reward_area=chosen["reward_area"],
-            )
+            self._add_rows(self.ns.archive, chosen)
 
     # -- checkpoints -------------------------------------------------------------------------
     def ready_for_checkpoint(self) -> bool:
@@ -560,10 +559,11 @@ class Serene:
                 {k[len(prefix) :]: v for k, v in t.items() if k.startswith(prefix)},
                 m["generations"],
             )
-            ancestor = {f: t[f"emitter{i}.ancestor.{f}"].to(self.device) for f in _ROW_FIELDS}
+            fields = self._row_fields()
+            ancestor = {f: t[f"emitter{i}.ancestor.{f}"].to(self.device) for f in fields}
             buffer = []
             if m["buffer"]:
-                rows = {f: t[f"emitter{i}.buffer.{f}"].to(self.device) for f in _ROW_FIELDS}
+                rows = {f: t[f"emitter{i}.buffer.{f}"].to(self.device) for f in fields}
                 buffer = [_take(rows, slice(j, j + 1)) for j in range(m["buffer"])]
             self.emitters.append(
                 _Emitter(

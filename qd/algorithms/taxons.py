@@ -132,6 +132,17 @@ def select_by(
     return torch.sort(score, descending=True, stable=True).indices[:count], selection
 
 
+def describe_outcomes(
+    space: AutoencoderSpace, outcomes: Outcomes, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(frames, latents, surprise)`` of evaluated episodes, on ``device``."""
+    if outcomes.frames is None:
+        raise ValueError("a learned space needs the episodes' frames (evaluate with frames=F)")
+    frames = outcomes.frames.to(device)
+    latents, surprise = space.describe_frames(frames)
+    return frames, latents.to(device), surprise.to(device)
+
+
 class LearnedSpaceMixin:
     """Training schedule, retraining and re-encoding shared by TAXONS and STAX.
 
@@ -277,6 +288,7 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
         )
         self._init_learning()
         self._criterion = ""
+        self.learns = True  # False inside STAX, which trains and checkpoints the space itself
 
     def ae_archives(self) -> list[Archive]:
         return [self.archive, self.population]
@@ -286,20 +298,31 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
         genomes: torch.Tensor,
         outcomes: Outcomes,
         descriptors: torch.Tensor | None = None,
-        **kwargs,
     ) -> dict:
         """Describe the offspring from their frames, run the NS step, train on schedule."""
-        frames = outcomes.frames
-        if frames is None:
-            raise ValueError("TAXONS needs the episodes' frames (evaluate with frames=F)")
-        frames = frames.to(self.device)
-        latents, surprise = self.space.describe_frames(frames)
+        frames, latents, surprise = describe_outcomes(self.space, outcomes, self.device)
+        info = self.tell_described(genomes, outcomes, frames, latents, surprise)
+        info.update(self._count_exploration(len(genomes)))
+        info.update(self.learning_metrics())
+        return info
+
+    def tell_described(
+        self,
+        genomes: torch.Tensor,
+        outcomes: Outcomes,
+        frames: torch.Tensor,
+        latents: torch.Tensor,
+        surprise: torch.Tensor,
+        *,
+        extra_reference: torch.Tensor | None = None,
+    ) -> dict:
+        """The NS step on already described offspring (STAX calls this for its NS part)."""
         info = super().tell(
             genomes,
             outcomes,
             latents,
-            extras={"frames": frames, "surprise": surprise.to(self.device)},
-            **kwargs,
+            extras={"frames": frames, "surprise": surprise},
+            extra_reference=extra_reference,
         )
         kept = self.last_selection
         # offspring not kept in the population are stored nowhere else: keep them for training
@@ -316,8 +339,6 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
                 "surprise_min": float(surprise.min()),
             }
         )
-        info.update(self._count_exploration(len(genomes)))
-        info.update(self.learning_metrics())
         return info
 
     def _select_survivors(
@@ -333,11 +354,13 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = super().state_dict()
-        tensors, meta = self.learning_state()
-        state["tensors"].update(tensors)
-        state["meta"]["learning"] = meta
+        if self.learns:
+            tensors, meta = self.learning_state()
+            state["tensors"].update(tensors)
+            state["meta"]["learning"] = meta
         return state
 
     def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
         super().load_state_dict(state, archives)
-        self.load_learning_state(state["tensors"], state["meta"]["learning"])
+        if self.learns:
+            self.load_learning_state(state["tensors"], state["meta"]["learning"])
