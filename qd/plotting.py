@@ -145,3 +145,52 @@ def plot_bands(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def position_colours(points: np.ndarray, low, high) -> np.ndarray:
+    """RGB colours ``[N, 3]`` that encode 2-D positions: red grows with x, blue with y."""
+    unit = (np.asarray(points, float) - np.asarray(low)) / (np.asarray(high) - np.asarray(low))
+    unit = unit.clip(0, 1)
+    return np.stack([unit[:, 0], 0.35 + 0 * unit[:, 0], unit[:, 1]], 1)
+
+
+def plot_learned_space(
+    env,
+    descriptors: np.ndarray,
+    ground_truth: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Learned descriptors projected to 2-D (PCA) next to the ground-truth positions, both
+    coloured by ground-truth position: a space that keeps places apart shows smooth colours."""
+    from sklearn.decomposition import PCA
+
+    colours = position_colours(ground_truth, env.spec.descriptor_low, env.spec.descriptor_high)
+    n_components = min(2, descriptors.shape[1], len(descriptors))
+    projected = PCA(n_components=n_components).fit_transform(descriptors)
+    if projected.shape[1] == 1:
+        projected = np.concatenate([projected, np.zeros_like(projected)], 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+    low, high = env.spec.descriptor_low, env.spec.descriptor_high
+    if hasattr(env, "background"):
+        y_down = getattr(env, "image_y_down", False)
+        extent = (
+            [low[0], high[0], high[1], low[1]] if y_down else [low[0], high[0], low[1], high[1]]
+        )
+        left.imshow(env.background(), extent=extent, origin="upper" if y_down else "lower")
+        left.set_xlim(extent[0], extent[1])
+        left.set_ylim(extent[2], extent[3])
+    left.scatter(ground_truth[:, 0], ground_truth[:, 1], c=colours, s=8)
+    left.set_title("ground truth (metrics only)")
+    right.scatter(projected[:, 0], projected[:, 1], c=colours, s=8)
+    right.set_title("learned descriptors, PCA")
+    right.set_xlabel("PC 1")
+    right.set_ylabel("PC 2")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

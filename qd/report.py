@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from qd.archive import Archive
-from qd.plotting import plot_curves, plot_descriptors
+from qd.plotting import plot_curves, plot_descriptors, plot_learned_space
 from qd.run import read_config
 
 
@@ -211,6 +211,7 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                 )
             )
         written += _population_plots(metrics, plots, env.spec.name)
+        written += _learned_space_curves(metrics, plots, env.spec.name)
     files = archive_files(folder)
     main = main_archive_name(folder)
     if main in files:
@@ -227,6 +228,55 @@ def write_plots(folder: str | Path, env) -> list[Path]:
                     title=f"{env.spec.name}: {main} archive ({len(archive)} individuals)",
                 )
             )
+        if len(archive) > 2 and "frames" in archive.field_list:  # a learned space
+            written.append(
+                plot_learned_space(
+                    env,
+                    archive.data(["measures"])["measures"],
+                    data["ground_truth"],
+                    plots / "learned_space.png",
+                    title=f"{env.spec.name}: {main} archive in the learned space",
+                )
+            )
+    return written
+
+
+def _learned_space_curves(metrics: list[dict], plots: Path, env_name: str) -> list[Path]:
+    """TAXONS/STAX: surprise of each generation and the AE's losses per training."""
+    rows = [m for m in metrics if "surprise_mean" in m]
+    written = []
+    if rows:
+        written.append(
+            plot_curves(
+                np.array([m["evaluations"] for m in rows]),
+                {
+                    "mean": np.array([m["surprise_mean"] for m in rows]),
+                    "max": np.array([m["surprise_max"] for m in rows]),
+                },
+                plots / "surprise.png",
+                xlabel="evaluations",
+                ylabel="surprise (reconstruction MSE)",
+                title=f"{env_name}: surprise of the evaluated individuals",
+            )
+        )
+    trainings = [m for m in metrics if m.get("ae_val_loss") is not None]
+    if trainings:
+        written.append(
+            plot_curves(
+                np.array([m["evaluations"] for m in trainings]),
+                {
+                    "before training (validation)": np.array(
+                        [m["ae_initial_val_loss"] for m in trainings]
+                    ),
+                    "after training (validation)": np.array([m["ae_val_loss"] for m in trainings]),
+                    "after training (train)": np.array([m["ae_train_loss"] for m in trainings]),
+                },
+                plots / "ae_loss.png",
+                xlabel="evaluations",
+                ylabel="MSE",
+                title=f"{env_name}: autoencoder loss at each training",
+            )
+        )
     return written
 
 
