@@ -93,6 +93,11 @@ class HardMaze:
         action_scale: factor applied to the raw action (TAXONS used 5).
         max_speed: wheel displacement clip (libfastsim's maze env clips at 4).
         bitmap: optional obstacle map ``[H, W]`` bool (defaults to the shipped maze).
+        render_radius: radius (world units) of the robot's disk in renders. Default 30, three
+            times the robot's radius of 10: drawn at its true size the robot covers about 3 of
+            the 4,096 pixels of a 64 x 64 frame, and TAXONS's autoencoder then learns the empty
+            maze (its loss settles exactly at the robot's pixel error, measured) so its latent
+            code carries no position. Only renders change, not the physics.
     """
 
     image_y_down = True  # world y grows downward, as in the bitmap
@@ -104,6 +109,7 @@ class HardMaze:
         action_scale: float = 1.0,
         max_speed: float = 4.0,
         bitmap: np.ndarray | None = None,
+        render_radius: float = 30.0,
     ) -> None:
         if episode_length <= 0:
             raise ValueError(f"episode_length must be > 0, got {episode_length}")
@@ -115,6 +121,9 @@ class HardMaze:
         self.scale = w / WORLD_SIZE  # pixels per world unit
         self.action_scale = float(action_scale)
         self.max_speed = float(max_speed)
+        if render_radius <= 0:
+            raise ValueError(f"render_radius must be > 0, got {render_radius}")
+        self.render_radius = float(render_radius)
         self.spec = EnvSpec(
             name="hardmaze",
             obs_size=5,
@@ -128,6 +137,7 @@ class HardMaze:
             options={
                 "episode_length": int(episode_length),
                 "action_scale": self.action_scale,
+                "render_radius": self.render_radius,
                 "max_speed": self.max_speed,
             },
         )
@@ -380,7 +390,7 @@ class HardMaze:
         d2 = (centres[None, None, :] - state.x[:, None, None]) ** 2 + (
             centres[None, :, None] - state.y[:, None, None]
         ) ** 2
-        radius = max(ROBOT_RADIUS, 1.5 * WORLD_SIZE / size)
+        radius = max(self.render_radius, 1.5 * WORLD_SIZE / size)
         robot = (d2 <= radius * radius)[..., None]
         colour = torch.tensor([220, 30, 30], dtype=torch.uint8, device=device)
         return torch.where(robot, colour, base.expand(state.x.shape[0], -1, -1, -1))
