@@ -93,11 +93,13 @@ class HardMaze:
         action_scale: factor applied to the raw action (TAXONS used 5).
         max_speed: wheel displacement clip (libfastsim's maze env clips at 4).
         bitmap: optional obstacle map ``[H, W]`` bool (defaults to the shipped maze).
-        render_radius: radius (world units) of the robot's disk in renders. Default 30, three
-            times the robot's radius of 10: drawn at its true size the robot covers about 3 of
-            the 4,096 pixels of a 64 x 64 frame, and TAXONS's autoencoder then learns the empty
-            maze (its loss settles exactly at the robot's pixel error, measured) so its latent
-            code carries no position. Only renders change, not the physics.
+        render_radius: radius (world units) of the robot's disk in renders, for TAXONS/STAX's
+            autoencoder. Default 90 (the robot's radius is 10): drawn at its true size the robot
+            covers about 3 of the 4,096 pixels of a 64 x 64 frame and the autoencoder learns the
+            empty maze (its validation loss equals the mean frame's, measured by
+            ``benchmarks/ae_render_radius.py``; TAXONS then reaches 38-45% of NS's coverage at
+            100k evaluations); from 90 on it reconstructs the robot (see
+            docs/algorithms/taxons.md). Only renders change, not the physics.
     """
 
     image_y_down = True  # world y grows downward, as in the bitmap
@@ -109,7 +111,7 @@ class HardMaze:
         action_scale: float = 1.0,
         max_speed: float = 4.0,
         bitmap: np.ndarray | None = None,
-        render_radius: float = 30.0,
+        render_radius: float = 90.0,
     ) -> None:
         if episode_length <= 0:
             raise ValueError(f"episode_length must be > 0, got {episode_length}")
