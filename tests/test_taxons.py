@@ -112,9 +112,12 @@ def test_training_set_is_archive_population_and_dropped_offspring(tmp_path):
     frames = algo.training_frames()
     # 10 archived + 100 in the population + the offspring the population did not keep
     assert len(frames) == 10 + 100 + len(algo._pending_frames)
-    assert len(algo._pending_frames) == 200 - (100 - sum(  # offspring not kept
-        1 for i in algo.last_selection.tolist() if i < 100
-    ))
+    assert len(algo._pending_frames) == 200 - (
+        100
+        - sum(  # offspring not kept
+            1 for i in algo.last_selection.tolist() if i < 100
+        )
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["taxo-n", "taxo-s", "nt", "taxons-p"])
@@ -235,3 +238,23 @@ def test_stax_resumes_exactly(tmp_path):
         b = Archive.load(cut / "archive" / f"{name}.safetensors")
         assert torch.equal(a.genomes, b.genomes), name
         assert torch.equal(a.descriptors, b.descriptors), name
+
+
+def test_hardmaze_render_radius_option():
+    from types import SimpleNamespace
+
+    from envs.hardmaze import HardMaze
+
+    state = SimpleNamespace(x=torch.tensor([300.0]), y=torch.tensor([300.0]))
+    red = torch.tensor([220, 30, 30], dtype=torch.uint8)
+
+    def robot_pixels(radius):
+        return int((HardMaze(render_radius=radius).render(state) == red).all(-1).sum())
+
+    small, default = (
+        robot_pixels(10),
+        int((envs.make("hardmaze").render(state) == red).all(-1).sum()),
+    )
+    assert 0 < small < robot_pixels(30) < default == robot_pixels(90)
+    with pytest.raises(ValueError, match="render_radius"):
+        HardMaze(render_radius=0)
