@@ -80,6 +80,8 @@ def _cmd_bench_rollout(args: argparse.Namespace) -> int:
 EPILOG_RUN = """examples:
   qd run ns --env hardmaze --budget 20000 --seed 0 --out runs/ns-demo
   qd run ns --env hardmaze --set archive_rule=top_novelty --set env.action_scale=5
+  qd run taxons --env hardmaze --set ae_device=cuda   (learned space; AE on a GPU)
+  qd run stax --env curling --compile --set space=autoencoder:frames=3
   qd run --resume runs/ns-demo        (continue from the last checkpoint)
   qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
 
