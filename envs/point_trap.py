@@ -26,20 +26,6 @@ Our choices, where MuJoCo's behaviour is not reproduced exactly:
   centre of mass 0.064 ahead of the joints) and its zero-depth floor contact adds a drag whose
   effect depends on the MuJoCo version; neither is modelled. The heading only turns at its
   initial rate (no contact torques), so it stays 0 unless ``reset_noise`` > 0.
-* ``floor_drag`` (rate in 1/s, default 0 = frictionless): MuJoCo's floor contact on the
-  original model is frictionless for a straight push along x, but as soon as the body moves
-  sideways (the y push spins it through the arrow's offset mass) the contact's friction damps
-  the whole velocity, x included, at about 13.5 /s, and keeps doing so while any sideways
-  motion is left. Measured with MuJoCo 4.0 on the authors' model: a 5-step y push then
-  coasting stops at y = 0.31 (frictionless: 3.5 and still moving); a y push of 0.05 for one
-  step takes a body moving along x at 7.1 units/s down to 0.09 within 8 steps; constant
-  (0.5, 0.5) pushes end at (3.59, 3.58) after 50 steps (frictionless: (35.5, 35.5)).
-  ``floor_drag=13.5`` reproduces this as a linear drag on the velocity during every sub-step in
-  which ``|vy| > 1e-6`` or a y force acts: the same probes give 0.53, 0.06 and (2.55, 2.55),
-  the straight push is unchanged (-799.5), and the returns of 8 open-loop probes agree with
-  MuJoCo's within 3%. The spin itself is not modelled (the heading stays 0). With it, going
-  around the wall costs far more than without, which is what makes plain ES stay in the trap in
-  the DvD paper (see docs/algorithms/dvd.md).
 * Contacts: the collision shape is the disc of radius 0.5 plus, with ``arrow=True``, the arrow
   box kept pointing along +x (the initial heading; the heading variable does not turn it).
   Each sub-step moves the centre along a straight segment (the chord of its parabola, at most
@@ -97,7 +83,6 @@ DT = 0.04
 EPISODE_LENGTH = 50
 SKIN = 1e-4
 CONTACT_ITERATIONS = 3
-DRAG_THRESHOLD = 1e-6  # |vy| above which ``floor_drag`` acts (about 1 s after a push)
 VIEW = (-6.0, 30.0, -18.0, 18.0)  # x0, x1, y0, y1 of the render
 
 FLOOR_GREY = 225
@@ -152,8 +137,6 @@ class PointTrap:
         reset_noise: scale of the initial perturbation (0: every episode starts at rest at the
             origin; the original uses 0.1).
         goal_radius: radius of the reward area around (25, 0).
-        floor_drag: damping rate (1/s) of MuJoCo's floor friction while the body moves
-            sideways (module docstring); 0 is the frictionless point mass, 13.5 matches MuJoCo.
     """
 
     def __init__(
@@ -164,11 +147,7 @@ class PointTrap:
         arrow: bool = True,
         reset_noise: float = 0.0,
         goal_radius: float = GOAL_RADIUS,
-        floor_drag: float = 0.0,
     ) -> None:
-        if floor_drag < 0:
-            raise ValueError(f"floor_drag must be >= 0, got {floor_drag}")
-        self.floor_drag = float(floor_drag)
         if episode_length <= 0 or substeps <= 0:
             raise ValueError("episode_length and substeps must be > 0")
         if reset_noise < 0 or goal_radius <= 0:
@@ -197,7 +176,6 @@ class PointTrap:
                 "arrow": self.arrow,
                 "reset_noise": self.reset_noise,
                 "goal_radius": self.goal_radius,
-                "floor_drag": self.floor_drag,
             },
         )
         self._device_tables: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -219,8 +197,6 @@ class PointTrap:
                 "skin": one(SKIN),
                 "h": one(h),
                 "h^2/2": one(h * h / 2),
-                "drag": one(math.exp(-self.floor_drag * h)),
-                "lateral": one(DRAG_THRESHOLD),
                 "dt": one(DT),
                 "acc": one(ACCELERATION),
                 "r^2": one(BODY_RADIUS**2),
@@ -277,9 +253,6 @@ class PointTrap:
         kick = acc * c["h"]
         pos, vel = state.pos, state.vel
         for _ in range(self.substeps):
-            if self.floor_drag:  # MuJoCo's floor friction, on while the body moves sideways
-                sideways = (vel[:, 1].abs() > c["lateral"]) | (acc[:, 1] != c["0"])
-                vel = vel * torch.where(sideways, c["drag"], c["1"])[:, None]
             delta = vel * c["h"] + drift
             vel = vel + kick
             pos, vel = self._move(pos, vel, delta, c)

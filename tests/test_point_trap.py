@@ -277,30 +277,3 @@ def test_render(env):
     assert _colour_mask(img[2], GOAL_COLOUR).any()
     background = env.background(100)
     assert background.shape == (100, 100, 3) and (background == WALL_GREY).all(-1).any()
-
-
-def _push(env, actions):
-    state = env.reset(1, device="cpu")
-    total = 0.0
-    for a in actions:
-        state = env.step(state, torch.tensor([a], dtype=torch.float32))
-        total += float(env.reward(state))
-    return state, total
-
-
-def test_floor_drag_emulates_mujocos_sideways_friction():
-    """Numbers from MuJoCo 4.0 on the authors' point.xml (see the module docstring)."""
-    import envs
-
-    free, dragged = envs.make("point-trap"), envs.make("point-trap", floor_drag=13.5)
-    # a straight push is not dragged: same trap either way
-    assert _push(free, [(1, 0)] * 50)[1] == _push(dragged, [(1, 0)] * 50)[1]
-    # a 5-step sideways push then coasting: MuJoCo stops at y = 0.31; frictionless drifts on
-    state, _ = _push(dragged, [(0, 1)] * 5 + [(0, 0)] * 15)
-    assert 0.3 < float(state.pos[0, 1]) < 0.7 and abs(float(state.vel[0, 1])) < 1e-3
-    assert float(_push(free, [(0, 1)] * 5 + [(0, 0)] * 15)[0].pos[0, 1]) > 3
-    # a tiny sideways kick stops a fast x motion (MuJoCo: x = 2.23, vx 7.1 -> 0.09)
-    state, _ = _push(dragged, [(1, 0)] * 5 + [(0, 0)] * 3 + [(0, 0.05)] + [(0, 0)] * 8)
-    assert 1.8 < float(state.pos[0, 0]) < 2.5 and float(state.vel[0, 0]) < 0.2
-    with pytest.raises(ValueError, match="floor_drag"):
-        envs.make("point-trap", floor_drag=-1)
