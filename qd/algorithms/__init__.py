@@ -5,7 +5,10 @@
 ``state_dict()`` and ``load_state_dict(state, archives)``, and its config has a ``space`` field
 naming the behaviour space it searches in. Optional: ``ready_for_checkpoint()`` (default: always)
 and ``main_archive``, the name of the archive whose ground truth gives ``coverage_archive`` and
-``archive_size`` in the metrics (default ``"novelty"``).
+``archive_size`` in the metrics (default ``"novelty"``). Class flags: ``needs_policy`` (the run
+passes its policy), ``needs_space`` (the run passes its behaviour space, e.g. the learned
+``AutoencoderSpace`` of TAXONS/STAX) and ``describes_itself`` (``tell`` gets ``descriptors=None``
+and describes the outcomes with its own space, in one pass with the surprise).
 """
 
 from __future__ import annotations

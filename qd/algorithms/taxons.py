@@ -288,6 +288,7 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
         )
         self._init_learning()
         self._criterion = ""
+        self._union_size = 0  # population + offspring of the latest generation
         self.learns = True  # False inside STAX, which trains and checkpoints the space itself
 
     def ae_archives(self) -> list[Archive]:
