@@ -164,14 +164,6 @@ class Stax(LearnedSpaceMixin, Serene):
             start = stop
 
     # -- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        tensors, meta = self.learning_state()
-        state["tensors"].update(tensors)
-        state["meta"]["learning"] = meta
-        return state
-
     def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
         super().load_state_dict(state, archives)
-        self.load_learning_state(state["tensors"], state["meta"]["learning"])
         self.ns._pending_frames = self._pending_frames

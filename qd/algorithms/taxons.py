@@ -152,6 +152,8 @@ class LearnedSpaceMixin:
     """
 
     space: AutoencoderSpace
+    learns: bool = True
+    """Whether this object trains and checkpoints the space (False for the NS inside STAX)."""
 
     def _init_learning(self) -> None:
         self.explore_evaluations = 0
@@ -242,6 +244,20 @@ class LearnedSpaceMixin:
         self.ae_time = float(meta["ae_time"])
         self.reembed_time = float(meta["reembed_time"])
 
+    def state_dict(self) -> dict:
+        """The base algorithm's state plus the space, schedule and timings (if ``learns``)."""
+        state = super().state_dict()
+        if self.learns:
+            tensors, meta = self.learning_state()
+            state["tensors"].update(tensors)
+            state["meta"]["learning"] = meta
+        return state
+
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        super().load_state_dict(state, archives)
+        if self.learns:
+            self.load_learning_state(state["tensors"], state["meta"]["learning"])
+
 
 class Taxons(LearnedSpaceMixin, NoveltySearch):
     """Ask/tell TAXONS and its variants (see the module docstring).
@@ -289,7 +305,6 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
         self._init_learning()
         self._criterion = ""
         self._union_size = 0  # population + offspring of the latest generation
-        self.learns = True  # False inside STAX, which trains and checkpoints the space itself
 
     def ae_archives(self) -> list[Archive]:
         return [self.archive, self.population]
@@ -351,17 +366,3 @@ class Taxons(LearnedSpaceMixin, NoveltySearch):
             self.config.selection, novelty, union["surprise"], self.config.pop_size, coin
         )
         return order, {}
-
-    # -- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        if self.learns:
-            tensors, meta = self.learning_state()
-            state["tensors"].update(tensors)
-            state["meta"]["learning"] = meta
-        return state
-
-    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
-        super().load_state_dict(state, archives)
-        if self.learns:
-            self.load_learning_state(state["tensors"], state["meta"]["learning"])
