@@ -17,7 +17,8 @@ subclass, registers it as ``dvd-es-authors`` and hands its arguments to the ``qd
     python benchmarks/dvd_authors_quirks.py --no-overwrite run dvd-es-authors ...
 
 Run folders name the algorithm ``dvd-es-authors``, which only this script registers: inspect
-them with ``qd compare``/``qd plot`` (metrics only); resume them through this script.
+them with ``qd compare``/``qd plot`` (metrics only); resume them through this script with the
+same ``--no-*`` flags (the quirk switches are not saved in the run's config).
 """
 
 from __future__ import annotations

@@ -223,18 +223,27 @@ class LearnedSpaceMixin:
             "reembed_total_time_s": self.reembed_time,
         }
 
-    def learning_state(self) -> tuple[dict, dict]:
-        tensors = {f"space.{k}": v for k, v in self.space.state_tensors().items()}
-        tensors["pending_frames"] = self._pending_frames.cpu()
-        meta = {
-            "explore_evaluations": self.explore_evaluations,
-            "explore_chunks": self.explore_chunks,
-            "ae_time": self.ae_time,
-            "reembed_time": self.reembed_time,
-        }
-        return tensors, meta
+    def state_dict(self) -> dict:
+        """The base algorithm's state plus the space, schedule and timings (if ``learns``)."""
+        state = super().state_dict()
+        if self.learns:
+            state["tensors"].update(
+                {f"space.{k}": v for k, v in self.space.state_tensors().items()}
+            )
+            state["tensors"]["pending_frames"] = self._pending_frames.cpu()
+            state["meta"]["learning"] = {
+                "explore_evaluations": self.explore_evaluations,
+                "explore_chunks": self.explore_chunks,
+                "ae_time": self.ae_time,
+                "reembed_time": self.reembed_time,
+            }
+        return state
 
-    def load_learning_state(self, tensors: dict, meta: dict) -> None:
+    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
+        super().load_state_dict(state, archives)
+        if not self.learns:
+            return
+        tensors, meta = state["tensors"], state["meta"]["learning"]
         self.space.load_state_tensors(
             {k[6:]: v for k, v in tensors.items() if k.startswith("space.")}
         )
@@ -243,20 +252,6 @@ class LearnedSpaceMixin:
         self.explore_chunks = int(meta["explore_chunks"])
         self.ae_time = float(meta["ae_time"])
         self.reembed_time = float(meta["reembed_time"])
-
-    def state_dict(self) -> dict:
-        """The base algorithm's state plus the space, schedule and timings (if ``learns``)."""
-        state = super().state_dict()
-        if self.learns:
-            tensors, meta = self.learning_state()
-            state["tensors"].update(tensors)
-            state["meta"]["learning"] = meta
-        return state
-
-    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
-        super().load_state_dict(state, archives)
-        if self.learns:
-            self.load_learning_state(state["tensors"], state["meta"]["learning"])
 
 
 class Taxons(LearnedSpaceMixin, NoveltySearch):
