@@ -5,10 +5,12 @@ Usage::
     python benchmarks/compare.py --algorithms ns serene me cma-me nslc nsga2 cma-es random \
         --envs hardmaze curling --seeds 0 1 2 --budget 100000 --out runs/compare --compile
 
-Every run goes to ``OUT/ENV/ALGO-sSEED`` through the same ``qd run`` machinery (same
-evaluator, budget accounting, metrics). Interrupted? Run the same command again: finished runs
-are skipped and unfinished ones resume from their last checkpoint. ``--jobs N`` runs N of them
-at once in separate processes, one torch thread each (SERENE and CMA-ES, the slowest, first).
+The seeds of one algorithm on one env run in lockstep (``qd run ALGO --seeds ...``: one
+evaluator call per round for all seeds) in ``OUT/ENV/ALGO/``, with seed S in
+``OUT/ENV/ALGO/seed-S`` (identical to a separate run with that seed). Interrupted? Run the same
+command again: finished groups are skipped and unfinished ones resume from their last
+checkpoints. ``--jobs N`` runs N groups at once in separate processes, one torch thread each
+(SERENE and CMA-ES, the slowest, first).
 At the end it writes ``OUT/results.json``, ``OUT/results.md`` (one row per env x algorithm: max
 reward per area, coverage, wall time, means over the seeds with the per-seed values in the
 JSON) and ``OUT/ENV.png`` (reward per area and coverage curves, see ``compare_runs.py``).
@@ -29,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_runs import plot, summarise  # noqa: E402
 
-from qd.report import read_metrics  # noqa: E402
 from qd.run import RunConfig, parse_overrides, resume, start  # noqa: E402
+from qd.run_folder import is_lockstep, read_metrics, seed_folder  # noqa: E402
 
 
 def finished(folder: Path, budget: int) -> bool:
@@ -41,37 +43,40 @@ def finished(folder: Path, budget: int) -> bool:
     return bool(metrics) and metrics[-1]["evaluations"] == budget
 
 
-def run_one(folder: Path, config: RunConfig) -> str:
-    """Start, resume or skip one run; returns what was done."""
-    if finished(folder, config.budget):
+def run_one(folder: Path, config: RunConfig, seeds: list[int]) -> str:
+    """Start, resume or skip the lockstep seeds of one algorithm; returns what was done."""
+    if all(finished(seed_folder(folder, s), config.budget) for s in seeds):
         return "skipped (finished)"
-    if (folder / "config.json").exists():
+    if is_lockstep(folder):
         resume(folder, progress=False)
         return "resumed"
-    start(config, progress=False)
+    start(config, seeds=seeds, progress=False)
     return "ran"
 
 
-def _run_in_worker(folder: Path, config: RunConfig) -> str:
+def _run_in_worker(folder: Path, config: RunConfig, seeds: list[int]) -> str:
     """``run_one`` in a pool process, with one torch thread (the pool fills the cores)."""
     import torch
 
     torch.set_num_threads(1)
-    return run_one(folder, config)
+    return run_one(folder, config, seeds)
 
 
-def run_all(jobs: list[tuple[Path, RunConfig]], workers: int) -> None:
-    """Run every ``(folder, config)``, ``workers`` at a time (1: in this process, in order)."""
-    label = {id(c): f"{c.env} {c.algorithm} seed {c.seed}" for _, c in jobs}
+def run_all(jobs: list[tuple[Path, RunConfig]], seeds: list[int], workers: int) -> None:
+    """Run every ``(folder, config)`` with ``seeds`` in lockstep, ``workers`` at a time (1: in
+    this process, in order)."""
+    label = {id(c): f"{c.env} {c.algorithm} seeds {seeds}" for _, c in jobs}
     if workers <= 1:
         for folder, config in jobs:
-            print(f"{label[id(config)]}: {run_one(folder, config)}", flush=True)
+            print(f"{label[id(config)]}: {run_one(folder, config, seeds)}", flush=True)
         return
     # slowest first: SERENE's and CMA-ES's small batches (12, 4 + 3 ln D) cost most per evaluation
     order = sorted(jobs, key=lambda job: job[1].algorithm not in ("serene", "cma-es"))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [(config, pool.submit(_run_in_worker, f, config)) for f, config in order]
+        futures = [
+            (config, pool.submit(_run_in_worker, f, config, seeds)) for f, config in order
+        ]
         for config, future in futures:
             print(f"{label[id(config)]}: {future.result()}", flush=True)
 
@@ -120,21 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     for env in args.envs:
         groups[env] = {}
         for algo in args.algorithms:
-            groups[env][algo] = []
-            for seed in args.seeds:
-                folder = out / env / f"{algo}-s{seed}"
-                config = RunConfig(
-                    algorithm=algo,
-                    env=env,
-                    out=str(folder),
-                    budget=args.budget,
-                    seed=seed,
-                    device=args.device,
-                    compile=args.compile,
-                )
-                jobs.append((folder, parse_overrides(config, args.set)))
-                groups[env][algo].append(folder)
-    run_all(jobs, args.jobs)
+            folder = out / env / algo
+            config = RunConfig(
+                algorithm=algo,
+                env=env,
+                out=str(folder),
+                budget=args.budget,
+                device=args.device,
+                compile=args.compile,
+            )
+            jobs.append((folder, parse_overrides(config, args.set)))
+            groups[env][algo] = [seed_folder(folder, s) for s in args.seeds]
+    run_all(jobs, args.seeds, args.jobs)
     for env in args.envs:
         results[env] = summarise(groups[env])
         plot(groups[env], out / env)

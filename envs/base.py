@@ -38,6 +38,9 @@ class EnvSpec:
         final_reward_only: ``True`` when reward is only given at the last step, so that an
             evaluator may call ``reward`` once after the loop.
         can_terminate: ``True`` when episodes may end before ``episode_length`` (done-mask).
+        random_reset: ``True`` when ``reset`` draws from its generator, so that the start state
+            depends on the run's seed: episodes of runs with different seeds then cannot share
+            one reset (lockstep seeds evaluate such an env one seed at a time).
         options: constructor options, for config files and archive headers.
     """
 
@@ -53,6 +56,7 @@ class EnvSpec:
     image_size: int = 64
     final_reward_only: bool = True
     can_terminate: bool = False
+    random_reset: bool = False
     options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -70,6 +74,7 @@ class EnvSpec:
             "image_size": self.image_size,
             "final_reward_only": self.final_reward_only,
             "can_terminate": self.can_terminate,
+            "random_reset": self.random_reset,
             "options": dict(self.options),
         }
 

@@ -137,6 +137,7 @@ class GymnasiumEnv:
             reward_areas=0,
             final_reward_only=False,
             can_terminate=True,
+            random_reset=True,
             options={
                 "descriptor": options_descriptor,
                 "descriptor_bounds": [list(map(float, low)), list(map(float, high))],

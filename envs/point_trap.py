@@ -170,6 +170,7 @@ class PointTrap:
             reward_areas=1,
             final_reward_only=False,
             can_terminate=False,
+            random_reset=self.reset_noise > 0,
             options={
                 "episode_length": int(episode_length),
                 "substeps": self.substeps,

@@ -83,6 +83,8 @@ EPILOG_RUN = """examples:
   qd run taxons --env hardmaze --set ae_device=cuda   (learned space; AE on a GPU)
   qd run stax --env curling --compile --set space=autoencoder:frames=3
   qd run --resume runs/ns-demo        (continue from the last checkpoint)
+  qd run ns --env hardmaze --seeds 0-9 --out runs/ns10   (10 seeds in lockstep; each seed's
+      folder runs/ns10/seed-S equals a separate run with --seed S; resume with --resume runs/ns10)
   qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
 
 --set keys: any field of the algorithm's config (e.g. pop_size, sigma, k_neighbors,
@@ -130,7 +132,7 @@ def _sub(sub, name: str, help_text: str, epilog: str, func):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from qd.run import RunConfig, load_config_file, parse_overrides, resume, start
+    from qd.run import RunConfig, load_config_file, parse_overrides, parse_seeds, resume, start
 
     if args.resume:
         if args.algorithm or args.set or args.config:
@@ -139,6 +141,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         if not args.algorithm or not args.env:
             raise ValueError("qd run needs ALGO and --env ENV (or --resume DIR)")
+        if args.seeds is not None and args.seed is not None:
+            raise ValueError("give --seed S (one run) or --seeds S1 S2 ... (lockstep), not both")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
         base = load_config_file(args.config) if args.config else {}
         base.pop("run_format", None)
         base.pop("qdtorch_version", None)
@@ -158,9 +163,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 base[key] = value
         if "out" not in base:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            base["out"] = f"runs/{args.algorithm}-{args.env}-s{base.get('seed', 0)}-{stamp}"
+            which = f"s{base.get('seed', 0)}" if seeds is None else f"seeds{len(seeds)}"
+            base["out"] = f"runs/{args.algorithm}-{args.env}-{which}-{stamp}"
         config = parse_overrides(RunConfig(**base), args.set or [])
-        folder = start(config, progress=args.progress)
+        folder = start(config, seeds=seeds, progress=args.progress)
     print(f"run folder: {folder}")
     return 0
 
@@ -242,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="environment name (see `qd envs`)")
     p.add_argument("--budget", type=int, help="evaluations to spend (default 100000)")
     p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        metavar="S",
+        help="several seeds in lockstep, e.g. --seeds 0 1 2 or --seeds 0-9: independent "
+        "searches evaluated in one batch per round, one run folder OUT/seed-S each",
+    )
     p.add_argument("--device", help="cpu (default), cuda, cuda:N")
     p.add_argument("--out", help="run folder (default runs/ALGO-ENV-sSEED-TIME)")
     p.add_argument("--config", help="JSON file with run settings (keys of config.json)")

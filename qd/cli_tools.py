@@ -18,6 +18,7 @@ import torch
 from qd.report import (
     archive_summary,
     env_of,
+    format_lockstep,
     format_summary,
     open_archive,
     read_config,
@@ -25,6 +26,7 @@ from qd.report import (
     summary,
     top_individuals,
 )
+from qd.run_folder import expand_runs, is_lockstep, seed_folders
 
 
 def _run_policy(config: dict, env):
@@ -42,6 +44,15 @@ def _default_out(run: str, suffix: str) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     target = Path(args.run)
+    if is_lockstep(target):
+        if args.top:
+            raise ValueError(f"{target} holds lockstep seeds; give --top a seed folder (seed-S)")
+        infos = [summary(folder) for folder in seed_folders(target)]
+        if args.json:
+            print(json.dumps({"lockstep": str(target), "seeds": infos}, indent=2))
+        else:
+            print(format_lockstep(infos))
+        return 0
     if args.top:
         archive, path = open_archive(target, args.archive)
         rows = top_individuals(archive, args.top, args.by)
@@ -203,7 +214,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from qd.plotting import plot_bands
 
     groups: dict[str, list] = defaultdict(list)
-    for run in args.runs:
+    for run in expand_runs(args.runs):
         config = read_config(run)
         metrics = read_metrics(run)
         if not metrics:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -114,6 +115,36 @@ def auto_max_batch(spec, genome_size: int, device: torch.device) -> int:
     return int(max(256, min(cap, free // 2 // per_episode)))
 
 
+def reset_groups(
+    spec, batch: int, seeds: Sequence[tuple[int, int]] | None, default: int
+) -> list[tuple[int, int, int]]:
+    """Row ranges ``(start, stop, seed)`` that share one reset.
+
+    ``seeds`` lists ``(count, seed)`` segments covering the ``batch`` rows in order (``None``:
+    every row uses ``default``). Where the env's reset ignores the seed (``spec.random_reset``
+    false), every row shares one reset whatever its seed; otherwise consecutive segments with
+    the same seed are merged.
+    """
+    if seeds is None:
+        return [(0, batch, int(default))]
+    counts = [int(c) for c, _ in seeds]
+    if any(c < 0 for c in counts) or sum(counts) != batch:
+        raise ValueError(f"seeds segments {counts} must be >= 0 and sum to the batch ({batch})")
+    if not spec.random_reset:
+        return [(0, batch, int(default))]
+    groups: list[tuple[int, int, int]] = []
+    start = 0
+    for count, seed in seeds:
+        if count == 0:
+            continue
+        if groups and groups[-1][2] == int(seed):
+            groups[-1] = (groups[-1][0], start + count, int(seed))
+        else:
+            groups.append((start, start + count, int(seed)))
+        start += count
+    return groups
+
+
 def sample_steps(episode_length: int, count: int) -> list[int]:
     """``count`` equally spaced step numbers in ``[1, episode_length]``, the last one final."""
     if count <= 0:
@@ -171,7 +202,13 @@ class LocalEvaluator:
 
     @torch.inference_mode()
     def evaluate(
-        self, genomes: torch.Tensor, *, frames: int = 0, trajectory: int = 0, path: int = 0
+        self,
+        genomes: torch.Tensor,
+        *,
+        frames: int = 0,
+        trajectory: int = 0,
+        path: int = 0,
+        seeds: Sequence[tuple[int, int]] | None = None,
     ) -> Outcomes:
         """Roll out one episode per genome.
 
@@ -180,6 +217,9 @@ class LocalEvaluator:
             frames: number of equally spaced renders to keep (0 = none, 1 = final frame).
             trajectory: number of equally spaced observations to keep (0 = none).
             path: number of equally spaced ground-truth descriptors to keep (0 = none).
+            seeds: ``[(count, seed), ...]`` covering the rows in order: the reset seed of each
+                segment (lockstep seeds). Default: the evaluator's seed for every row. Envs whose
+                reset ignores the seed (``spec.random_reset`` false) step all rows together.
 
         Returns:
             Outcomes on the evaluator's device.
@@ -187,20 +227,23 @@ class LocalEvaluator:
         self.policy.check(genomes)
         genomes = genomes.to(self.device, torch.float32)
         parts = []
-        start = 0
-        while start < genomes.shape[0]:
-            chunk = genomes[start : start + self.max_batch]
-            try:
-                parts.append(self._rollout(chunk, frames, trajectory, path))
-            except torch.OutOfMemoryError:
-                if self.max_batch == 1:
-                    raise
-                self.max_batch = max(1, self.max_batch // 2)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                warnings.warn(f"out of memory: max_batch halved to {self.max_batch}", stacklevel=2)
-                continue
-            start += chunk.shape[0]
+        for lo, hi, seed in reset_groups(self.env.spec, genomes.shape[0], seeds, self.seed):
+            start = lo
+            while start < hi:
+                chunk = genomes[start : min(hi, start + self.max_batch)]
+                try:
+                    parts.append(self._rollout(chunk, frames, trajectory, path, seed))
+                except torch.OutOfMemoryError:
+                    if self.max_batch == 1:
+                        raise
+                    self.max_batch = max(1, self.max_batch // 2)
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    warnings.warn(
+                        f"out of memory: max_batch halved to {self.max_batch}", stacklevel=2
+                    )
+                    continue
+                start += chunk.shape[0]
         self.evaluations += genomes.shape[0]
         return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
 
@@ -234,16 +277,13 @@ class LocalEvaluator:
                 self._compiled = compiled
         return self._compiled
 
-    def _generator(self) -> torch.Generator:
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(self.seed)
-        return gen
-
-    def _rollout(self, genomes: torch.Tensor, n_frames: int, n_traj: int, n_path: int) -> Outcomes:
+    def _rollout(self, genomes, n_frames: int, n_traj: int, n_path: int, seed: int) -> Outcomes:
         if not self.compile or self._compiled is self._eager_step:
-            return self._run_episode(genomes, n_frames, n_traj, n_path, self._eager_step)
+            return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._eager_step)
         try:
-            return self._run_episode(genomes, n_frames, n_traj, n_path, self._step_function())
+            return self._run_episode(
+                genomes, n_frames, n_traj, n_path, seed, self._step_function()
+            )
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
@@ -252,13 +292,14 @@ class LocalEvaluator:
                 stacklevel=3,
             )
             self._compiled = self._eager_step
-            return self._run_episode(genomes, n_frames, n_traj, n_path, self._eager_step)
+            return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._eager_step)
 
-    def _run_episode(self, genomes, n_frames, n_traj, n_path, advance) -> Outcomes:
+    def _run_episode(self, genomes, n_frames, n_traj, n_path, seed, advance) -> Outcomes:
         env, spec = self.env, self.env.spec
         batch = genomes.shape[0]
         layers = self.policy.unflatten(genomes)
-        state = env.reset(batch, device=self.device, generator=self._generator())
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        state = env.reset(batch, device=self.device, generator=generator)
         frame_steps = set(sample_steps(spec.episode_length, n_frames))
         traj_steps = set(sample_steps(spec.episode_length, n_traj))
         path_steps = set(sample_steps(spec.episode_length, n_path))
@@ -314,8 +355,9 @@ class _Worker:
         env = envs.make(env_name, **env_options)
         self.evaluator = LocalEvaluator(env, policy, device=device, max_batch=max_batch, seed=seed)
 
-    def evaluate(self, genomes, recordings: dict) -> dict:
-        out = self.evaluator.evaluate(torch.as_tensor(genomes), **recordings)
+    def evaluate(self, genomes, recordings: dict, seed: int) -> dict:
+        genomes = torch.as_tensor(genomes)
+        out = self.evaluator.evaluate(genomes, seeds=[(len(genomes), seed)], **recordings)
         return {
             f.name: None if (v := getattr(out, f.name)) is None else v.cpu() for f in fields(out)
         }
@@ -375,6 +417,7 @@ class RayEvaluator:
         self.env = envs.make(env_name, **(env_options or {}))  # validates name and options
         self.policy = policy
         self.device = torch.device("cpu")
+        self.seed = int(seed)
         self.evaluations = 0
         self.retries = retries
         gpus = 1 if str(device).startswith("cuda") else 0
@@ -402,15 +445,32 @@ class RayEvaluator:
         return self._actor_cls.remote(*self._args)
 
     def evaluate(
-        self, genomes: torch.Tensor, *, frames: int = 0, trajectory: int = 0, path: int = 0
+        self,
+        genomes: torch.Tensor,
+        *,
+        frames: int = 0,
+        trajectory: int = 0,
+        path: int = 0,
+        seeds: Sequence[tuple[int, int]] | None = None,
     ) -> Outcomes:
         """Same contract as :meth:`LocalEvaluator.evaluate` (outcomes on the CPU)."""
-        ray = _import_ray()
         self.policy.check(genomes)
         genomes = genomes.detach().cpu().float()
         recordings = {"frames": frames, "trajectory": trajectory, "path": path}
+        parts = [
+            self._evaluate_group(genomes[lo:hi], recordings, seed)
+            for lo, hi, seed in reset_groups(self.env.spec, len(genomes), seeds, self.seed)
+        ]
+        self.evaluations += len(genomes)
+        return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
+
+    def _evaluate_group(self, genomes: torch.Tensor, recordings: dict, seed: int) -> Outcomes:
+        """Rows sharing one reset seed, split into one shard per actor."""
+        ray = _import_ray()
         shards = [s for s in torch.tensor_split(genomes, len(self.actors)) if len(s)]
-        pending = {i: self.actors[i].evaluate.remote(s, recordings) for i, s in enumerate(shards)}
+        pending = {
+            i: self.actors[i].evaluate.remote(s, recordings, seed) for i, s in enumerate(shards)
+        }
         results: dict[int, dict] = {}
         failures = {i: 0 for i in pending}
         while pending:
@@ -422,10 +482,9 @@ class RayEvaluator:
                     if failures[i] > self.retries:
                         raise RuntimeError(f"shard {i} failed on {failures[i]} actors") from None
                     self.actors[i] = self._new_actor()
-                    pending[i] = self.actors[i].evaluate.remote(shards[i], recordings)
+                    pending[i] = self.actors[i].evaluate.remote(shards[i], recordings, seed)
                     continue
                 del pending[i]
-        self.evaluations += len(genomes)
         parts = [Outcomes(**results[i]) for i in range(len(shards))]
         return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
 

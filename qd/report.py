@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -11,36 +10,7 @@ import torch
 
 from qd.archive import Archive
 from qd.plotting import plot_curves, plot_descriptors, plot_learned_space
-from qd.run import read_config
-
-
-def read_metrics(folder: str | Path) -> list[dict]:
-    """All complete lines of ``metrics.jsonl``."""
-    path = Path(folder) / "metrics.jsonl"
-    lines = []
-    if path.exists():
-        for raw in path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break
-    return lines
-
-
-def archive_files(folder: str | Path) -> dict[str, Path]:
-    """Final archives of a run, or those of its latest checkpoint if it did not finish."""
-    folder = Path(folder)
-    final = sorted((folder / "archive").glob("*.safetensors"))
-    if final:
-        return {p.name.removesuffix(".safetensors"): p for p in final}
-    checkpoints = sorted(
-        (p for p in (folder / "checkpoints").glob("*") if p.name.isdigit()),
-        key=lambda p: int(p.name),
-    )
-    if not checkpoints:
-        return {}
-    files = sorted(checkpoints[-1].glob("archive-*.safetensors"))
-    return {p.name.removeprefix("archive-").removesuffix(".safetensors"): p for p in files}
+from qd.run_folder import archive_files, read_config, read_metrics
 
 
 def summary(folder: str | Path) -> dict:
@@ -146,6 +116,26 @@ def format_summary(info: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def format_lockstep(infos: list[dict]) -> str:
+    """One line per seed of a lockstep folder (summaries from :func:`summary`)."""
+    first = infos[0]
+    done = sum(i["finished"] for i in infos)
+    head = (
+        f"{first['algorithm']} on {first['env']}, {len(infos)} seeds in lockstep "
+        f"({done} finished)\n"
+        f"{'seed':>6} {'evaluations':>19} {'coverage':>9} {'archive cov':>12}  max reward"
+    )
+    rows = []
+    for i in infos:
+        evals = f"{i['evaluations']}/{i['budget']}"
+        rewards = ", ".join(f"{r:.3f}" for r in i["max_reward"]) or "-"
+        rows.append(
+            f"{i['seed']:>6} {evals:>19} {i['coverage']:>9.3f} {i['coverage_archive']:>12.3f}"
+            f"  {rewards}{'' if i['finished'] else '  (not finished)'}"
+        )
+    return "\n".join([head, *rows])
 
 
 def _population_plots(metrics: list[dict], plots: Path, env_name: str) -> list[Path]:

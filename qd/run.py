@@ -1,16 +1,12 @@
-"""Run management: run folders, budget loop, metrics, atomic checkpoints, exact resume.
+"""Running searches: one seed, or several seeds of one algorithm in lockstep.
 
-A run folder holds::
-
-    config.json       everything needed to rerun (and the run format version)
-    metrics.jsonl     one JSON object per generation
-    checkpoints/      the latest ``keep_checkpoints`` checkpoints, one folder each, named by
-                      evaluations; written to a temporary name and renamed when complete
-    archive/          final archives (safetensors + JSON header)
-    plots/            coverage curve, final archive on the environment's picture
-
-``run(config)`` starts a run; ``resume(folder)`` continues from the last complete checkpoint
-and gives exactly the same final archives as an uninterrupted run with the same seed.
+``start(config)`` runs one search in the run folder ``config.out`` (see :mod:`qd.run_folder`).
+``start(config, seeds=[0, 1, 2])`` runs three independent searches in lockstep: every round,
+each unfinished seed asks its genomes, all of them are rolled out in ONE evaluator call
+(chunked by ``max_batch``) and the outcomes are split back. Seed S writes ``OUT/seed-S/``,
+identical to a separate run with ``seed=S`` (archives, and metrics minus timing fields),
+because evaluation is batch invariant. ``resume(folder)`` continues a run or a lockstep folder
+from the last complete checkpoints and gives the same final archives as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -18,195 +14,43 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 import envs
+from qd import run_folder as files
 from qd.algorithms import lookup, policy_for
-from qd.archive import Archive
 from qd.behaviour import make_space
-from qd.evaluation import LocalEvaluator, resolve_device
+from qd.evaluation import LocalEvaluator, Outcomes, resolve_device
 from qd.metrics import Tracker, grid_cells, uniformity
-
-RUN_FORMAT = 1
-RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
-
-
-@dataclass
-class RunConfig:
-    """Settings of one run (written to ``config.json``).
-
-    Attributes:
-        algorithm: algorithm name (``qd run --help`` lists them).
-        env: environment name.
-        budget: evaluations to spend (the initial population counts).
-        seed: seed of everything random.
-        device: ``cpu`` or ``cuda[:N]``.
-        out: run folder.
-        algorithm_config: overrides of the algorithm's config fields.
-        env_options: keyword options of ``envs.make``.
-        checkpoint_every: evaluations between checkpoints.
-        keep_checkpoints: checkpoints kept on disk.
-        max_batch: most episodes stepped together, or ``"auto"`` (from free memory).
-        log_every: evaluations between plain log lines when output is not a terminal.
-        evaluator: ``local`` (this process) or ``ray`` (Ray actors).
-        workers: Ray actors (``ray`` evaluator).
-        address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
-        compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
-        policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
-            env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
-    """
-
-    algorithm: str
-    env: str
-    out: str
-    budget: int = 100_000
-    seed: int = 0
-    device: str = "cpu"
-    algorithm_config: dict = field(default_factory=dict)
-    env_options: dict = field(default_factory=dict)
-    checkpoint_every: int = 10_000
-    keep_checkpoints: int = 2
-    max_batch: int | str = 4096
-    log_every: int = 10_000
-    evaluator: str = "local"
-    workers: int = 2
-    address: str | None = None
-    compile: bool = False
-    policy_hidden: list[int] | None = None
-
-    def validate(self) -> None:
-        """Raise ValueError/KeyError for bad settings (before anything is written)."""
-        if self.budget <= 0:
-            raise ValueError(f"budget must be > 0, got {self.budget}")
-        if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
-            raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
-        if self.evaluator not in ("local", "ray"):
-            raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
-        config_cls, _ = lookup(self.algorithm)
-        known = {f.name for f in dataclasses.fields(config_cls)}
-        unknown = set(self.algorithm_config) - known
-        if unknown:
-            raise ValueError(
-                f"unknown {self.algorithm} config key(s) {sorted(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        config_cls(**self.algorithm_config)
-        envs.make(self.env, **self.env_options)
-        resolve_device(self.device)
-
-
-def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
-    """Apply ``key=value`` overrides: algorithm fields, ``env.OPTION``, or run settings."""
-    config_cls, _ = lookup(config.algorithm)
-    fields_by_name = {f.name: f for f in dataclasses.fields(config_cls)}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        if key.startswith("env."):
-            config.env_options[key[4:]] = _parse_value(raw)
-        elif key == "max_batch" and raw == "auto":
-            config.max_batch = "auto"
-        elif key == "policy_hidden":
-            config.policy_hidden = _hidden_sizes(raw)
-        elif key in RUN_KEYS:
-            try:
-                setattr(config, key, int(raw))
-            except ValueError:
-                raise ValueError(f"bad value {raw!r} for {key} (expected an integer)") from None
-        elif key in fields_by_name:
-            default = fields_by_name[key].default
-            if default is None or default is dataclasses.MISSING:  # optional or list fields
-                config.algorithm_config[key] = None if raw.lower() == "none" else _parse_value(raw)
-            else:
-                config.algorithm_config[key] = _coerce(raw, type(default), key)
-        else:
-            known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"]) + ["env.<option>"]
-            raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}")
-    return config
-
-
-def _hidden_sizes(raw: str) -> list[int]:
-    sizes = _parse_value(raw)
-    if isinstance(sizes, int):
-        sizes = [sizes]
-    if not isinstance(sizes, list) or not all(isinstance(h, int) and h > 0 for h in sizes):
-        raise ValueError(f"policy_hidden expects a list of positive ints like [5,5], got {raw!r}")
-    return sizes
-
-
-def _parse_value(raw: str):
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _coerce(raw: str, kind: type, key: str):
-    try:
-        if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"bad value {raw!r} for {key} (expected {kind.__name__})") from None
-
-
-def load_config_file(path: str | Path) -> dict:
-    """Read a JSON config file (keys of :class:`RunConfig`)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = set(data) - known - {"run_format", "qdtorch_version"}
-    if unknown:
-        raise ValueError(f"config file {path}: unknown key(s) {sorted(unknown)}")
-    return data
+from qd.progress import Progress
+from qd.run_config import (  # noqa: F401  (re-exported: the library's entry points)
+    RUN_KEYS,
+    RunConfig,
+    load_config_file,
+    parse_overrides,
+    parse_seeds,
+)
+from qd.run_folder import RUN_FORMAT, read_config  # noqa: F401  (re-exported)
 
 
 class Run:
-    """One run: builds env, policy, evaluator, space, algorithm and tracker from a config."""
+    """One search: builds env, policy, space, algorithm and tracker from a config.
 
-    def __init__(self, config: RunConfig) -> None:
+    ``evaluator``: share another run's evaluator (lockstep seeds); default: a new one.
+    """
+
+    def __init__(self, config: RunConfig, *, evaluator=None) -> None:
         self.config = config
         self.folder = Path(config.out)
         self.device = resolve_device(config.device)
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
         self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
-        if config.evaluator == "ray":
-            from qd.evaluation import RayEvaluator
-
-            self.evaluator = RayEvaluator(
-                config.env,
-                self.policy,
-                env_options=config.env_options,
-                workers=config.workers,
-                address=config.address,
-                device=str(self.device),
-                max_batch=config.max_batch,
-                seed=config.seed,
-            )
-        else:
-            self.evaluator = LocalEvaluator(
-                self.env,
-                self.policy,
-                device=self.device,
-                max_batch=config.max_batch,
-                seed=config.seed,
-                compile=config.compile,
-            )
+        self.evaluator = evaluator or make_evaluator(config, self.env, self.policy, self.device)
         config_cls, algo_cls = lookup(config.algorithm)
         settings = dict(config.algorithm_config)
         if "budget" in {f.name for f in dataclasses.fields(config_cls)}:
@@ -237,36 +81,33 @@ class Run:
         self.evaluations = 0
         self.wall_time = 0.0
         self.rollout_time = 0.0
+        self.last_checkpoint = 0
 
-    # -- folder --------------------------------------------------------------------------------
     @property
-    def checkpoint_dir(self) -> Path:
-        return self.folder / "checkpoints"
+    def finished(self) -> bool:
+        """True once the budget is spent."""
+        return self.evaluations >= self.config.budget
 
-    def write_config(self) -> None:
-        from qd import __version__
-
-        data = {**asdict(self.config), "run_format": RUN_FORMAT, "qdtorch_version": __version__}
-        _atomic_write_text(self.folder / "config.json", json.dumps(data, indent=2))
+    @property
+    def interacts(self) -> bool:
+        """True for learners that step the env themselves (DvD-TD3)."""
+        return hasattr(self.algorithm, "interact")
 
     # -- loop ----------------------------------------------------------------------------------
-    def step(self) -> dict:
-        """One ask / evaluate / describe / tell cycle; returns its metrics line."""
+    def ask(self) -> torch.Tensor:
+        """Genomes of the next generation."""
         start = time.perf_counter()
-        if hasattr(self.algorithm, "interact"):  # learners that step the env themselves (TD3)
-            outcomes, info = self.algorithm.interact(
-                self.env, self.config.budget - self.evaluations
-            )
-            self.rollout_time += info.pop("env_time_s", 0.0)
-            self.tracker.update(outcomes.descriptor, outcomes.fitness, outcomes.reward_area)
-            self.evaluations += len(outcomes)
-            self.wall_time += time.perf_counter() - start
-            return self.metrics_line(info)
         genomes = self.algorithm.ask(self.config.budget - self.evaluations)
-        t0 = time.perf_counter()
-        outcomes = self.evaluator.evaluate(genomes, **self.recordings).to(self.device)
-        outcomes.fitness.sum().item()  # wait for the device before timing
-        self.rollout_time += time.perf_counter() - t0
+        self.wall_time += time.perf_counter() - start
+        return genomes
+
+    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, rollout_s: float) -> dict:
+        """Describe and tell the evaluated ``genomes``; returns the metrics line.
+
+        ``rollout_s`` is this run's share of the evaluator's time (for the timing metrics).
+        """
+        start = time.perf_counter()
+        outcomes = outcomes.to(self.device)
         if getattr(self.algorithm, "describes_itself", False):
             descriptors = None  # the algorithm describes the outcomes with its own space
         else:
@@ -277,8 +118,29 @@ class Run:
             outcomes.descriptor, outcomes.fitness, outcomes.reward_area, exploring=exploring
         )
         self.evaluations += len(genomes)
+        self.rollout_time += rollout_s
+        self.wall_time += time.perf_counter() - start + rollout_s
+        return self.metrics_line(info)
+
+    def interact(self) -> dict:
+        """One round of a learner that steps the env itself; returns the metrics line."""
+        start = time.perf_counter()
+        outcomes, info = self.algorithm.interact(self.env, self.config.budget - self.evaluations)
+        self.rollout_time += info.pop("env_time_s", 0.0)
+        self.tracker.update(outcomes.descriptor, outcomes.fitness, outcomes.reward_area)
+        self.evaluations += len(outcomes)
         self.wall_time += time.perf_counter() - start
         return self.metrics_line(info)
+
+    def step(self) -> dict:
+        """One ask / evaluate / describe / tell cycle on this run's evaluator."""
+        if self.interacts:
+            return self.interact()
+        genomes = self.ask()
+        start = time.perf_counter()
+        outcomes = self.evaluator.evaluate(genomes, **self.recordings)
+        outcomes.fitness.sum().item()  # wait for the device before timing
+        return self.tell(genomes, outcomes, time.perf_counter() - start)
 
     def metrics_line(self, info: dict) -> dict:
         """The metrics.jsonl record after the latest generation."""
@@ -301,86 +163,47 @@ class Run:
             "rollout_time_s": self.rollout_time,
         }
 
-    def loop(self, *, progress: bool | None = None) -> None:
-        """Spend the budget, writing metrics and checkpoints as it goes."""
-        cfg = self.config
-        metrics_path = self.folder / "metrics.jsonl"
-        bar = _Progress(cfg.budget, self.evaluations, cfg.log_every, progress)
-        last_ckpt = self.latest_checkpoint_evaluations()
-        with open(metrics_path, "a") as metrics_file:
-            while self.evaluations < cfg.budget:
-                line = self.step()
-                metrics_file.write(json.dumps(line) + "\n")
-                metrics_file.flush()
-                bar.update(line)
-                ready = getattr(self.algorithm, "ready_for_checkpoint", lambda: True)()
-                if self.evaluations - last_ckpt >= cfg.checkpoint_every and ready:
-                    metrics_file.flush()
-                    os.fsync(metrics_file.fileno())
-                    self.save_checkpoint()
-                    last_ckpt = self.evaluations
-        bar.close()
+    def record(self, line: dict, metrics_file) -> None:
+        """Append ``line`` to metrics.jsonl; checkpoint when one is due."""
+        metrics_file.write(json.dumps(line) + "\n")
+        metrics_file.flush()
+        ready = getattr(self.algorithm, "ready_for_checkpoint", lambda: True)()
+        if self.evaluations - self.last_checkpoint >= self.config.checkpoint_every and ready:
+            os.fsync(metrics_file.fileno())
+            self.save_checkpoint()
 
     def finish(self) -> None:
         """Write final archives and plots."""
-        for name, archive in self.algorithm.archives.items():
-            archive.save(self.folder / "archive" / f"{name}.safetensors")
+        files.write_archives(self.folder, self.algorithm.archives)
         from qd.report import write_plots
 
         write_plots(self.folder, self.env)
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def checkpoints(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
-        if not self.checkpoint_dir.is_dir():
-            return []
-        done = [p for p in self.checkpoint_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-        return sorted(done, key=lambda p: int(p.name))
-
-    def latest_checkpoint_evaluations(self) -> int:
-        found = self.checkpoints()
-        return int(found[-1].name) if found else 0
-
     def save_checkpoint(self) -> Path:
         """Write a checkpoint folder atomically (temporary name, then rename)."""
-        from safetensors.torch import save_file
-
-        final = self.checkpoint_dir / f"{self.evaluations:012d}"
-        tmp = self.checkpoint_dir / f".tmp-{self.evaluations:012d}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        for name, archive in self.algorithm.archives.items():
-            archive.save(tmp / f"archive-{name}.safetensors")
         state = self.algorithm.state_dict()
         tensors = {f"algo.{k}": v for k, v in state["tensors"].items()}
         tensors.update({f"tracker.{k}": v for k, v in self.tracker.state_tensors().items()})
         meta = {
             "algorithm": state["meta"],
-            "evaluations": self.evaluations,
             "wall_time_s": self.wall_time,
             "rollout_time_s": self.rollout_time,
-            "archives": sorted(self.algorithm.archives),
         }
-        save_file(tensors, str(tmp / "state.safetensors"), metadata={"meta": json.dumps(meta)})
-        _fsync_dir(tmp)
-        os.replace(tmp, final)
-        _fsync_dir(self.checkpoint_dir)
-        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+        path = files.write_checkpoint(
+            self.folder,
+            self.evaluations,
+            self.algorithm.archives,
+            tensors,
+            meta,
+            keep=self.config.keep_checkpoints,
+        )
+        self.last_checkpoint = self.evaluations
+        return path
 
     def load_checkpoint(self, folder: Path) -> None:
         """Restore algorithm, archives, tracker and counters from a checkpoint folder."""
-        from safetensors import safe_open
-
-        with safe_open(str(folder / "state.safetensors"), framework="pt") as handle:
-            meta = json.loads(handle.metadata()["meta"])
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-        archives = {
-            name: Archive.load(folder / f"archive-{name}.safetensors", device=self.device)
-            for name in meta["archives"]
-        }
+        archives, tensors, meta = files.read_checkpoint(folder, self.device)
         algo_state = {
             "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("algo.")},
             "meta": meta["algorithm"],
@@ -392,139 +215,184 @@ class Run:
         self.evaluations = int(meta["evaluations"])
         self.wall_time = float(meta["wall_time_s"])
         self.rollout_time = float(meta["rollout_time_s"])
+        self.last_checkpoint = self.evaluations
+
+    def prepare_resume(self) -> None:
+        """Restore the latest complete checkpoint (if any) and cut later metrics lines."""
+        files.remove_partial_checkpoints(self.folder)
+        found = files.checkpoints(self.folder)
+        if found:
+            self.load_checkpoint(found[-1])
+        files.truncate_metrics(self.folder, self.evaluations)
+
+    def prepare_start(self) -> None:
+        """Write config.json and an empty metrics.jsonl into the (new) run folder."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        files.write_config(self.folder, asdict(self.config))
+        (self.folder / "metrics.jsonl").write_text("")
 
 
-class _Progress:
-    """tqdm bar on a terminal; plain log lines every ``log_every`` evaluations otherwise."""
+def drive(runs: list[Run], *, progress: bool | None = None) -> None:
+    """Spend every run's budget in lockstep rounds on the first run's evaluator.
 
-    def __init__(self, total: int, start: int, log_every: int, progress: bool | None) -> None:
-        self.tty = sys.stderr.isatty() if progress is None else progress
-        self.log_every = max(1, log_every)
-        self.next_log = (start // self.log_every + 1) * self.log_every
-        self.bar = None
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="eval", dynamic_ncols=True)
-
-    def update(self, line: dict) -> None:
-        best = max(line["max_reward"], default=0.0)
-        if self.bar is not None:
-            self.bar.update(line["evaluations"] - self.bar.n)
-            self.bar.set_postfix(
-                cov=f"{line['coverage']:.3f}",
-                best=f"{best:.3f}",
-                rate=f"{line['evals_per_s']:.0f}/s",
-            )
-        elif line["evaluations"] >= self.next_log:
-            print(
-                f"evaluations {line['evaluations']}: coverage {line['coverage']:.3f} "
-                f"(archive {line['coverage_archive']:.3f}), best reward {best:.3f}, "
-                f"archive {line['archive_size']}, {line['evals_per_s']:.0f} evals/s",
-                flush=True,
-            )
-            while self.next_log <= line["evaluations"]:
-                self.next_log += self.log_every
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
+    Each round, every unfinished run asks its genomes; all of them are evaluated in one call
+    (each run's rows reset with its own seed), split back and told to their runs, which write
+    their metrics lines and checkpoints. Learners that step the env themselves (``interact``)
+    take their round one after the other.
+    """
+    evaluator = runs[0].evaluator
+    total = sum(r.config.budget for r in runs)
+    done = sum(r.evaluations for r in runs)
+    label = f"{len(runs)} seeds" if len(runs) > 1 else ""
+    bar = Progress(total, done, runs[0].config.log_every, progress, label=label)
+    metrics = [open(r.folder / "metrics.jsonl", "a") for r in runs]  # noqa: SIM115
+    started, last = time.perf_counter(), [None] * len(runs)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        while active := [i for i, r in enumerate(runs) if not r.finished]:
+            asking = [i for i in active if not runs[i].interacts]
+            for i in set(active) - set(asking):
+                last[i] = runs[i].interact()
+                runs[i].record(last[i], metrics[i])
+            if asking:
+                genomes = [runs[i].ask() for i in asking]
+                recordings = runs[asking[0]].recordings
+                counts = [len(g) for g in genomes]
+                seeds = [(n, runs[i].config.seed) for n, i in zip(counts, asking, strict=True)]
+                start = time.perf_counter()
+                outcomes = evaluator.evaluate(torch.cat(genomes), seeds=seeds, **recordings)
+                outcomes.fitness.sum().item()  # wait for the device before timing
+                elapsed = time.perf_counter() - start
+                offset = 0
+                for i, rows, n in zip(asking, genomes, counts, strict=True):
+                    part = outcomes.select(slice(offset, offset + n))
+                    offset += n
+                    last[i] = runs[i].tell(rows, part, elapsed * n / max(1, sum(counts)))
+                    runs[i].record(last[i], metrics[i])
+            bar.update(_round_summary(runs, last, time.perf_counter() - started, done))
     finally:
-        os.close(fd)
+        for handle in metrics:
+            handle.close()
+        bar.close()
 
 
-def start(config: RunConfig, *, progress: bool | None = None) -> Path:
-    """Start a new run in ``config.out`` (must not exist or be empty) and run it to the end."""
+def _round_summary(runs: list[Run], last: list, elapsed: float, done_before: int) -> dict:
+    """One progress line for all runs: summed evaluations, mean coverage, best rewards."""
+    lines = [line for line in last if line is not None]
+    if len(runs) == 1:
+        return lines[0]
+    evaluations = sum(r.evaluations for r in runs)
+    rewards = [line["max_reward"] for line in lines]
+    return {
+        "evaluations": evaluations,
+        "coverage": sum(line["coverage"] for line in lines) / len(lines),
+        "coverage_archive": sum(line["coverage_archive"] for line in lines) / len(lines),
+        "archive_size": sum(line["archive_size"] for line in lines) // len(lines),
+        "max_reward": [max(v) for v in zip(*rewards, strict=True)] if rewards else [],
+        "evals_per_s": (evaluations - done_before) / max(elapsed, 1e-9),
+    }
+
+
+def _build(configs: list[RunConfig]) -> list[Run]:
+    """Runs of ``configs`` sharing the first one's evaluator."""
+    first = Run(configs[0])
+    return [first] + [Run(c, evaluator=first.evaluator) for c in configs[1:]]
+
+
+def _run_to_end(runs: list[Run], progress: bool | None) -> None:
+    try:
+        drive(runs, progress=progress)
+        for run in runs:
+            run.finish()
+    finally:
+        runs[0].evaluator.close()
+
+
+def start(
+    config: RunConfig, *, seeds: list[int] | list[str] | None = None, progress: bool | None = None
+) -> Path:
+    """Run a new search in ``config.out`` (must not exist or be empty) to the end.
+
+    With ``seeds``, run one search per seed in lockstep: ``config.out`` becomes a lockstep
+    folder with ``lockstep.json`` and one run folder ``seed-S/`` per seed (``config.seed`` is
+    ignored).
+    """
     config.validate()
+    seeds = parse_seeds(seeds) if seeds is not None else None
     folder = Path(config.out)
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(
             f"run folder {folder} exists and is not empty; pick another --out or use --resume"
         )
+    if seeds is None:
+        configs = [config]
+    else:
+        configs = [
+            dataclasses.replace(config, seed=s, out=str(files.seed_folder(folder, s)))
+            for s in seeds
+        ]
+    runs = _build(configs)
     folder.mkdir(parents=True, exist_ok=True)
-    run = Run(config)
-    try:
-        run.write_config()
-        (folder / "metrics.jsonl").write_text("")
-        run.loop(progress=progress)
-        run.finish()
-    finally:
-        run.evaluator.close()
+    if seeds is not None:
+        files.write_config(folder, {"seeds": seeds, "config": asdict(config)}, files.LOCKSTEP_FILE)
+    for run in runs:
+        run.prepare_start()
+    _run_to_end(runs, progress)
     return folder
-
-
-def read_config(folder: str | Path) -> dict:
-    """The saved config of a run folder, with clear errors for a missing or foreign folder."""
-    from qd import __version__
-
-    folder = Path(folder)
-    path = folder / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a run folder (no config.json)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is corrupted: {err}") from None
-    if data.get("run_format") != RUN_FORMAT:
-        raise ValueError(
-            f"{folder} was written by qdtorch {data.get('qdtorch_version', '?')} with run format "
-            f"{data.get('run_format')}; this qdtorch ({__version__}) reads run format {RUN_FORMAT}"
-        )
-    return data
 
 
 def resume(folder: str | Path, *, progress: bool | None = None) -> Path:
-    """Continue a run from its last complete checkpoint (or from scratch if there is none)."""
+    """Continue a run, or every seed of a lockstep folder, from the last complete checkpoints
+    (a seed whose folder was never written starts from scratch)."""
     folder = Path(folder)
-    data = read_config(folder)
-    data.pop("run_format", None)
-    data.pop("qdtorch_version", None)
-    data["out"] = str(folder)
-    config = RunConfig(**data)
-    run = Run(config)
-    if run.checkpoint_dir.is_dir():
-        for stale in run.checkpoint_dir.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    found = run.checkpoints()
-    if found:
-        run.load_checkpoint(found[-1])
-    _truncate_metrics(folder / "metrics.jsonl", run.evaluations)
-    try:
-        run.loop(progress=progress)
-        run.finish()
-    finally:
-        run.evaluator.close()
+    if files.is_lockstep(folder):
+        data = files.read_config(folder, files.LOCKSTEP_FILE)
+        base = _config_from(data["config"], folder)
+        configs, fresh = [], []
+        for seed in parse_seeds(data["seeds"]):
+            child = files.seed_folder(folder, seed)
+            if (child / "config.json").is_file():
+                configs.append(_config_from(read_config(child), child))
+            else:
+                configs.append(dataclasses.replace(base, seed=seed, out=str(child)))
+                fresh.append(len(configs) - 1)
+    else:
+        configs, fresh = [_config_from(read_config(folder), folder)], []
+    runs = _build(configs)
+    for i, run in enumerate(runs):
+        if i in fresh:
+            run.prepare_start()
+        else:
+            run.prepare_resume()
+    _run_to_end(runs, progress)
     return folder
 
 
-def _truncate_metrics(path: Path, evaluations: int) -> None:
-    """Keep the metrics lines up to the checkpoint (later ones will be written again)."""
-    kept = []
-    if path.exists():
-        for raw in path.read_text().splitlines():
-            try:
-                line = json.loads(raw)
-            except json.JSONDecodeError:
-                break  # a line cut by the kill
-            if line.get("evaluations", 0) > evaluations:
-                break
-            kept.append(raw)
-    _atomic_write_text(path, "".join(r + "\n" for r in kept))
+def _config_from(data: dict, folder: Path) -> RunConfig:
+    data = {k: v for k, v in data.items() if k not in ("run_format", "qdtorch_version")}
+    data["out"] = str(folder)
+    return RunConfig(**data)
+
+
+def make_evaluator(config: RunConfig, env, policy, device: torch.device):
+    """The evaluator a run's config asks for: this process, or Ray actors."""
+    if config.evaluator == "ray":
+        from qd.evaluation import RayEvaluator
+
+        return RayEvaluator(
+            config.env,
+            policy,
+            env_options=config.env_options,
+            workers=config.workers,
+            address=config.address,
+            device=str(device),
+            max_batch=config.max_batch,
+            seed=config.seed,
+        )
+    return LocalEvaluator(
+        env,
+        policy,
+        device=device,
+        max_batch=config.max_batch,
+        seed=config.seed,
+        compile=config.compile,
+    )

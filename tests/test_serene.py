@@ -136,3 +136,11 @@ def test_serene_run_resumes_exactly(tmp_path, emitter_type):
     assert "reward area 0" in format_summary(info) and "emitters" in format_summary(info)
     line = json.loads((ref / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"phase", "candidates", "active_emitters", "reward_archive_size"} <= set(line)
+
+
+def test_serene_reproduces_the_fixed_seed_reference(tmp_path):
+    """SERENE (with a checkpoint round trip) gives the archives recorded before its individuals
+    moved into archives (tests/serene_reference.py, on a test-local env)."""
+    from serene_reference import REFERENCE, run_reference
+
+    assert run_reference(tmp_path) == json.loads(REFERENCE.read_text())

@@ -1,0 +1,178 @@
+"""Run settings: the :class:`RunConfig` dataclass and ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import envs
+from qd.algorithms import lookup
+from qd.evaluation import resolve_device
+
+RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
+
+
+@dataclass
+class RunConfig:
+    """Settings of one run (written to ``config.json``).
+
+    Attributes:
+        algorithm: algorithm name (``qd run --help`` lists them).
+        env: environment name.
+        budget: evaluations to spend (the initial population counts).
+        seed: seed of everything random.
+        device: ``cpu`` or ``cuda[:N]``.
+        out: run folder.
+        algorithm_config: overrides of the algorithm's config fields.
+        env_options: keyword options of ``envs.make``.
+        checkpoint_every: evaluations between checkpoints.
+        keep_checkpoints: checkpoints kept on disk.
+        max_batch: most episodes stepped together, or ``"auto"`` (from free memory).
+        log_every: evaluations between plain log lines when output is not a terminal.
+        evaluator: ``local`` (this process) or ``ray`` (Ray actors).
+        workers: Ray actors (``ray`` evaluator).
+        address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
+        compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
+        policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
+            env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
+    """
+
+    algorithm: str
+    env: str
+    out: str
+    budget: int = 100_000
+    seed: int = 0
+    device: str = "cpu"
+    algorithm_config: dict = field(default_factory=dict)
+    env_options: dict = field(default_factory=dict)
+    checkpoint_every: int = 10_000
+    keep_checkpoints: int = 2
+    max_batch: int | str = 4096
+    log_every: int = 10_000
+    evaluator: str = "local"
+    workers: int = 2
+    address: str | None = None
+    compile: bool = False
+    policy_hidden: list[int] | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError/KeyError for bad settings (before anything is written)."""
+        if self.budget <= 0:
+            raise ValueError(f"budget must be > 0, got {self.budget}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
+            raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
+        if self.evaluator not in ("local", "ray"):
+            raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
+        config_cls, _ = lookup(self.algorithm)
+        known = {f.name for f in dataclasses.fields(config_cls)}
+        unknown = set(self.algorithm_config) - known
+        if unknown:
+            raise ValueError(
+                f"unknown {self.algorithm} config key(s) {sorted(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        config_cls(**self.algorithm_config)
+        envs.make(self.env, **self.env_options)
+        resolve_device(self.device)
+
+
+def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
+    """Apply ``key=value`` overrides: algorithm fields, ``env.OPTION``, or run settings."""
+    config_cls, _ = lookup(config.algorithm)
+    fields_by_name = {f.name: f for f in dataclasses.fields(config_cls)}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        if key.startswith("env."):
+            config.env_options[key[4:]] = _parse_value(raw)
+        elif key == "max_batch" and raw == "auto":
+            config.max_batch = "auto"
+        elif key == "policy_hidden":
+            config.policy_hidden = _hidden_sizes(raw)
+        elif key in RUN_KEYS:
+            try:
+                setattr(config, key, int(raw))
+            except ValueError:
+                raise ValueError(f"bad value {raw!r} for {key} (expected an integer)") from None
+        elif key in fields_by_name:
+            default = fields_by_name[key].default
+            if default is None or default is dataclasses.MISSING:  # optional or list fields
+                config.algorithm_config[key] = None if raw.lower() == "none" else _parse_value(raw)
+            else:
+                config.algorithm_config[key] = _coerce(raw, type(default), key)
+        else:
+            known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"]) + ["env.<option>"]
+            raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}")
+    return config
+
+
+def _hidden_sizes(raw: str) -> list[int]:
+    sizes = _parse_value(raw)
+    if isinstance(sizes, int):
+        sizes = [sizes]
+    if not isinstance(sizes, list) or not all(isinstance(h, int) and h > 0 for h in sizes):
+        raise ValueError(f"policy_hidden expects a list of positive ints like [5,5], got {raw!r}")
+    return sizes
+
+
+def _parse_value(raw: str):
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _coerce(raw: str, kind: type, key: str):
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"bad value {raw!r} for {key} (expected {kind.__name__})") from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a JSON config file (keys of :class:`RunConfig`)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(data) - known - {"run_format", "qdtorch_version"}
+    if unknown:
+        raise ValueError(f"config file {path}: unknown key(s) {sorted(unknown)}")
+    return data
+
+
+def parse_seeds(tokens: list[str | int]) -> list[int]:
+    """Seeds from ``["0", "1", "2"]``, ``["0-9"]`` or a mix; each must be >= 0 and unique."""
+    seeds: list[int] = []
+    for token in tokens:
+        text = str(token).strip()
+        try:
+            if "-" in text.lstrip("-") and not text.startswith("-"):
+                low, high = (int(x) for x in text.split("-", 1))
+                if high < low:
+                    raise ValueError
+                seeds.extend(range(low, high + 1))
+            else:
+                seeds.append(int(text))
+        except ValueError:
+            raise ValueError(f"bad seed {text!r}: use integers like 0 1 2 or a range 0-9") from None
+    if not seeds:
+        raise ValueError("--seeds needs at least one seed")
+    if min(seeds) < 0:
+        raise ValueError(f"seeds must be >= 0, got {min(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds repeat: {seeds}")
+    return seeds
