@@ -211,7 +211,7 @@ def test_corrupt_files_rejected(tmp_path):
 
 
 def test_newer_version_rejected(tmp_path, monkeypatch):
-    import qd.archive as mod
+    import qd.archive.files as mod
 
     archive = _archive()
     monkeypatch.setattr(mod, "FORMAT_VERSION", 99)

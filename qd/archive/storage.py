@@ -1,121 +1,25 @@
-"""The one container every algorithm uses: :class:`Archive`.
+"""Archive storage: rows of torch tensors, growth, novelty, data access and pyribs' contract.
 
-An archive stores individuals as rows of torch tensors on its device. Every row has the fields
-``solution`` (the genome), ``objective`` (fitness), ``measures`` (the behaviour descriptor the
-search uses), ``ground_truth`` (the environment's descriptor, for metrics), ``reward_area``
-(-1 when none), plus any declared extra fields (e.g. ``frames`` kept for re-encoding). Capacity
-doubles when full, so adding is amortised O(batch), not a copy of the archive.
-
-It implements pyribs' :class:`~ribs.archives.ArchiveBase` contract (``add`` returns ``status``,
-``value``, ``novelty`` and, for local competition, ``local_competition``; ``data``;
-``sample_elites``; ``stats``; numpy ``dtypes``), so ribs schedulers, emitters, rankers and
-``ribs.visualize`` work with it. Field names follow pyribs; :attr:`Archive.genomes`,
-:attr:`Archive.descriptors` and :attr:`Archive.objectives` are named views of the live rows.
-
-Files: ``save``/``load`` use safetensors (tensors) with a JSON header (format, version, field
-schema, settings, env spec, checksum). Nothing is ever unpickled.
+The insertion rules are in :mod:`qd.archive.insertion`, the files in :mod:`qd.archive.files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from ribs.archives import ArchiveBase, ArchiveDataFrame, ArchiveStats
 
+from qd.archive.files import DTYPES, ArchiveFileError, dtype_name, read_file, write_file
+from qd.archive.insertion import InsertionRule, chosen_rows
+from qd.archive.kernels import rbf_log_det
 from qd.novelty import build_tree, knn_distances, mean_of_k_smallest, resolve_backend
 
-FORMAT = "qdtorch-archive"
-FORMAT_VERSION = 1
-INSERTION_RULES = ("all", "random", "top_novelty", "threshold", "local_competition")
 _BASE_FIELDS = ("solution", "objective", "measures", "ground_truth", "reward_area")
-
-
-class ArchiveFileError(ValueError):
-    """An archive file is missing, truncated, corrupted, foreign or from a newer version."""
-
-
-@dataclass(frozen=True)
-class InsertionRule:
-    """Which candidates ``Archive.add`` keeps.
-
-    Attributes:
-        kind: ``all``; ``random`` (``count`` chosen uniformly at random); ``top_novelty`` (the
-            ``count`` most novel); ``threshold`` (novelty >= ``threshold``); ``local_competition``
-            (novelty >= ``threshold`` is added, otherwise the candidate replaces its nearest
-            neighbour if it has a higher objective, as in NSLC / pyribs' ProximityArchive).
-        count: number of candidates kept by ``random`` and ``top_novelty``.
-        threshold: novelty threshold of ``threshold`` and ``local_competition``.
-    """
-
-    kind: str = "all"
-    count: int = 5
-    threshold: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in INSERTION_RULES:
-            raise ValueError(
-                f"unknown insertion rule {self.kind!r}; known: {', '.join(INSERTION_RULES)}"
-            )
-        if self.count < 0:
-            raise ValueError(f"insertion count must be >= 0, got {self.count}")
-
-
-_DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "int64": torch.int64,
-    "int32": torch.int32,
-    "uint8": torch.uint8,
-    "bool": torch.bool,
-}
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    for name, value in _DTYPES.items():
-        if value == dtype:
-            return name
-    raise ValueError(f"unsupported field dtype {dtype}")
-
-
-def rbf_kernel(descriptors: torch.Tensor, *, lengthscale: float = 1.0) -> torch.Tensor:
-    """``K_ij = exp(-||x_i - x_j||^2 / (2 l^2))`` over the rows of ``descriptors [..., M, d]``
-    (leading dimensions are batches of independent sets)."""
-    if not torch.isfinite(descriptors).all():
-        raise ValueError("descriptors (embeddings) contain NaN or infinite values")
-    diff = descriptors.unsqueeze(-2) - descriptors.unsqueeze(-3)
-    return torch.exp(-diff.pow(2).sum(-1) / (2 * lengthscale**2))
-
-
-def rbf_log_det(
-    descriptors: torch.Tensor, *, lengthscale: float = 1.0, jitter: float = 1e-6
-) -> torch.Tensor:
-    """Log-determinant of the RBF kernel matrix of each set ``[..., M, d]`` (DvD's diversity).
-
-    Computed with a Cholesky factorisation of ``K + jitter * I``; where it fails, the jitter
-    grows tenfold (up to 6 times) for those sets only, so duplicate rows give a very negative,
-    finite value. Differentiable with respect to ``descriptors``. Returns ``[...]``.
-    """
-    kernel = rbf_kernel(descriptors, lengthscale=lengthscale)
-    eye = torch.eye(kernel.shape[-1], dtype=kernel.dtype, device=kernel.device)
-    chol, info = torch.linalg.cholesky_ex(kernel + jitter * eye)
-    for attempt in range(1, 7):
-        failed = info != 0
-        if not bool(failed.any()):
-            break
-        retry, retry_info = torch.linalg.cholesky_ex(kernel + jitter * (10**attempt) * eye)
-        chol = torch.where(failed[..., None, None], retry, chol)
-        info = torch.where(failed, retry_info, info)
-    if bool((info != 0).any()):
-        raise ValueError("kernel matrix is not positive definite even with jitter")
-    return 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
 
 
 class Archive(ArchiveBase):
@@ -365,18 +269,7 @@ class Archive(ArchiveBase):
         value = rows["objective"].clone()
         written = torch.full((batch,), -1, dtype=torch.long, device=self.device)
         info: dict[str, np.ndarray] = {}
-        if rule.kind == "all":
-            chosen = torch.arange(batch, device=self.device)
-        elif rule.kind == "random":
-            perm = torch.randperm(batch, generator=self._generator).to(self.device)
-            chosen = perm[: rule.count]
-        elif rule.kind == "top_novelty":
-            chosen = torch.topk(novelty, min(rule.count, batch)).indices
-        else:
-            empty = self.empty
-            chosen = torch.nonzero(novelty >= rule.threshold).flatten()
-            if empty:
-                chosen = torch.arange(batch, device=self.device)
+        chosen = chosen_rows(rule, novelty, empty=self.empty, generator=self._generator)
         if rule.kind == "local_competition":
             local = self._local_competition(rows["measures"], rows["objective"])
             info["local_competition"] = local.cpu().numpy()
@@ -436,6 +329,21 @@ class Archive(ArchiveBase):
             **batched,
         )
         return {k: v[0] for k, v in info.items()}
+
+    def rows(self, index: torch.Tensor | slice | None = None) -> dict[str, torch.Tensor]:
+        """Copies of rows ``index`` (all rows by default) of every field."""
+        index = slice(None) if index is None else index
+        return {f: self._store[f][: self._size][index].clone() for f in self._schema}
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only rows ``index``, in that order (e.g. to remove rows taken elsewhere)."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        if index.numel() and (index.min() < 0 or index.max() >= self._size):
+            raise IndexError(f"keep: rows out of range for archive {self.name!r} ({self._size})")
+        for tensor in self._store.values():
+            tensor[: len(index)] = tensor[: self._size][index]
+        self._size = len(index)
+        self._kdtree = None
 
     def clear(self) -> None:
         """Remove every row (capacity is kept)."""
@@ -619,12 +527,10 @@ class Archive(ArchiveBase):
     # -- state and files -----------------------------------------------------------------------
     def _header(self) -> dict:
         return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
             "name": self.name,
             "size": self._size,
             "schema": {
-                f: {"shape": list(shape), "dtype": _dtype_name(dt)}
+                f: {"shape": list(shape), "dtype": dtype_name(dt)}
                 for f, (shape, dt) in self._schema.items()
             },
             "settings": {
@@ -644,19 +550,7 @@ class Archive(ArchiveBase):
 
     def save(self, path: str | Path) -> Path:
         """Write the archive to ``path`` atomically (temp file, then rename)."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = self.state_tensors()
-        header = self._header()
-        header["sha256"] = _checksum(tensors)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"qdtorch": json.dumps(header)})
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_file(Path(path), self.state_tensors(), self._header())
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Archive:
@@ -667,10 +561,10 @@ class Archive(ArchiveBase):
                 (the message names the file and the problem).
         """
         path = Path(path)
-        header, tensors = _read_file(path)
+        header, tensors = read_file(path)
         schema = header["schema"]
         extras = {
-            f: (tuple(s["shape"]), _DTYPES[s["dtype"]])
+            f: (tuple(s["shape"]), DTYPES[s["dtype"]])
             for f, s in schema.items()
             if f not in _BASE_FIELDS
         }
@@ -699,43 +593,3 @@ class Archive(ArchiveBase):
         archive._size = size
         archive._kdtree = None
         return archive
-
-
-def _checksum(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ArchiveFileError(f"{path}: no such archive file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except Exception as err:  # safetensors raises its own error types
-        raise ArchiveFileError(
-            f"{path}: not a readable archive file (truncated or not safetensors): {err}"
-        ) from None
-    if "qdtorch" not in metadata:
-        raise ArchiveFileError(f"{path}: not a qdtorch archive (no qdtorch header)")
-    try:
-        header = json.loads(metadata["qdtorch"])
-    except json.JSONDecodeError as err:
-        raise ArchiveFileError(f"{path}: corrupted archive header: {err}") from None
-    if header.get("format") != FORMAT:
-        raise ArchiveFileError(f"{path}: foreign file format {header.get('format')!r}")
-    version = header.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArchiveFileError(
-            f"{path}: archive format version {version} is newer than this qdtorch "
-            f"(reads up to {FORMAT_VERSION}); upgrade qdtorch"
-        )
-    if header.get("sha256") != _checksum(tensors):
-        raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
-    return header, tensors

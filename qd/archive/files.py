@@ -1,0 +1,91 @@
+"""Archive files: safetensors tensors with a JSON header (format, version, field schema,
+settings, env spec, checksum). Nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT = "qdtorch-archive"
+FORMAT_VERSION = 1
+
+
+class ArchiveFileError(ValueError):
+    """An archive file is missing, truncated, corrupted, foreign or from a newer version."""
+
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    for name, value in DTYPES.items():
+        if value == dtype:
+            return name
+    raise ValueError(f"unsupported field dtype {dtype}")
+
+
+def checksum(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ArchiveFileError(f"{path}: no such archive file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types
+        raise ArchiveFileError(
+            f"{path}: not a readable archive file (truncated or not safetensors): {err}"
+        ) from None
+    if "qdtorch" not in metadata:
+        raise ArchiveFileError(f"{path}: not a qdtorch archive (no qdtorch header)")
+    try:
+        header = json.loads(metadata["qdtorch"])
+    except json.JSONDecodeError as err:
+        raise ArchiveFileError(f"{path}: corrupted archive header: {err}") from None
+    if header.get("format") != FORMAT:
+        raise ArchiveFileError(f"{path}: foreign file format {header.get('format')!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveFileError(
+            f"{path}: archive format version {version} is newer than this qdtorch "
+            f"(reads up to {FORMAT_VERSION}); upgrade qdtorch"
+        )
+    if header.get("sha256") != checksum(tensors):
+        raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
+    return header, tensors
+
+
+def write_file(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> Path:
+    """Write ``tensors`` with ``header`` (plus format, version and checksum) to ``path``
+    atomically: a temporary file, fsync, then a rename."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": FORMAT, "version": FORMAT_VERSION, **header, "sha256": checksum(tensors)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"qdtorch": json.dumps(header)})
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
