@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-from qd.algorithms import ALGORITHMS
+from qd.algorithms import ALGORITHMS, Variant
 from qd.algorithms.dvd import DvDES, DvDESConfig
 
 QUIRKS = {"reset": True, "overwrite": True}
@@ -56,7 +56,7 @@ class AuthorsDvDES(DvDES):
         return info
 
 
-ALGORITHMS["dvd-es-authors"] = (DvDESConfig, AuthorsDvDES)
+ALGORITHMS["dvd-es-authors"] = Variant(DvDESConfig, AuthorsDvDES)
 
 
 def main() -> int:

@@ -9,7 +9,8 @@ Usage (run by hand, not in CI)::
 Both ways go through ``qd.run.start`` (lockstep: ``seeds=[...]``; sequential: one ``start`` per
 seed) with the same torch thread count. ``--sequential K`` runs only the first K seeds one by one
 and scales their time to all seeds (the seeds cost about the same), to keep the script short.
-Reports evaluations/s, policy-steps/s, the share of wall time outside rollouts, peak memory
+Reports evaluations/s, policy-steps/s, the share of wall time outside rollouts (setup, search,
+metrics, checkpoints and plots included), peak memory
 (max resident set size of the process), and the speed-up of lockstep; ``--json`` prints JSON.
 Say whether the machine was idle when you quote the numbers.
 """
@@ -17,10 +18,12 @@ Say whether the machine was idle when you quote the numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,12 +41,8 @@ def _peak_mb() -> float:
 
 def _rollout_share(folders: list[Path]) -> tuple[float, float]:
     """Summed rollout time and wall time of the runs in ``folders`` (their last metrics)."""
-    rollout = wall = 0.0
-    for folder in folders:
-        last = read_metrics(folder)[-1]
-        rollout += last["rollout_time_s"]
-        wall += last["wall_time_s"]
-    return rollout, wall
+    lines = [read_metrics(folder)[-1] for folder in folders]
+    return sum(x["rollout_time_s"] for x in lines), sum(x["wall_time_s"] for x in lines)
 
 
 def measure(config: RunConfig, seeds: list[int], sequential: int, out: Path) -> dict:
@@ -51,19 +50,19 @@ def measure(config: RunConfig, seeds: list[int], sequential: int, out: Path) -> 
     steps = envs.make(config.env, **config.env_options).spec.episode_length
     lock_out = out / "lockstep"
     t0 = time.perf_counter()
-    start(_with(config, out=str(lock_out)), seeds=seeds, progress=False)
+    with contextlib.redirect_stdout(sys.stderr):  # log lines of the runs: keep stdout for JSON
+        start(_with(config, out=str(lock_out)), seeds=seeds, progress=False)
     lock_s = time.perf_counter() - t0
     lock_rollout, _ = _rollout_share([seed_folder(lock_out, s) for s in seeds])
     lock_peak = _peak_mb()
-    seq_s = 0.0
-    seq_rollout = seq_wall = 0.0
+    seq_s = seq_rollout = 0.0
     for seed in seeds[:sequential]:
         folder = out / f"seed-{seed}"
         t0 = time.perf_counter()
-        start(_with(config, out=str(folder), seed=seed), progress=False)
+        with contextlib.redirect_stdout(sys.stderr):
+            start(_with(config, out=str(folder), seed=seed), progress=False)
         seq_s += time.perf_counter() - t0
-        r, w = _rollout_share([folder])
-        seq_rollout, seq_wall = seq_rollout + r, seq_wall + w
+        seq_rollout += _rollout_share([folder])[0]
     seq_all = seq_s * len(seeds) / sequential
     evaluations = config.budget * len(seeds)
     return {
@@ -82,7 +81,7 @@ def measure(config: RunConfig, seeds: list[int], sequential: int, out: Path) -> 
         "sequential_s_all_seeds": seq_all,
         "sequential_evals_per_s": evaluations / seq_all,
         "sequential_policy_steps_per_s": evaluations * steps / seq_all,
-        "sequential_share_outside_rollouts": 1 - seq_rollout / max(seq_wall, 1e-9),
+        "sequential_share_outside_rollouts": 1 - seq_rollout / seq_s,
         "speedup": seq_all / lock_s,
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],

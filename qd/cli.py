@@ -24,13 +24,24 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<16}{'obs':>5}{'act':>5}{'steps':>7}{'desc':>6}{'areas':>7}  grid")
+    print(
+        f"{'name':<16}{'obs':>5}{'act':>5}{'steps':>7}{'desc':>6}{'areas':>7}  {'grid':<9}"
+        "lockstep seeds"
+    )
     for r in rows:
         grid = "x".join(str(g) for g in r["grid_shape"])
+        # every built-in env is batch invariant on the CPU (tests/test_lockstep.py); an env
+        # whose reset draws from the seed is evaluated one seed at a time in lockstep runs
+        lockstep = "one seed at a time (random reset)" if r["random_reset"] else "one batch"
         print(
             f"{r['name']:<16}{r['obs_size']:>5}{r['action_size']:>5}{r['episode_length']:>7}"
-            f"{r['descriptor_size']:>6}{r['reward_areas']:>7}  {grid}"
+            f"{r['descriptor_size']:>6}{r['reward_areas']:>7}  {grid:<9}{lockstep}"
         )
+    print(
+        "\nBatch invariant on the CPU: an episode's outcome does not depend on the other "
+        "episodes of its batch,\nso lockstep seeds (qd run ... --seeds 0-9) share one batch "
+        "and each seed equals its separate run."
+    )
     return 0
 
 

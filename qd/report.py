@@ -289,8 +289,8 @@ def main_archive_name(folder: str | Path) -> str:
     from qd.algorithms import ALGORITHMS
 
     algorithm = read_config(folder).get("algorithm")
-    cls = ALGORITHMS.get(algorithm, (None, None))[1]
-    return getattr(cls, "main_archive", "novelty")
+    variant = ALGORITHMS.get(algorithm)
+    return variant.algorithm.main_archive if variant else "novelty"
 
 
 def open_archive(target: str | Path, name: str | None = None) -> tuple[Archive, Path]:

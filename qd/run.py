@@ -22,7 +22,7 @@ import torch
 
 import envs
 from qd import run_folder as files
-from qd.algorithms import lookup, policy_for
+from qd.algorithms import Learner, lookup, policy_for
 from qd.behaviour import make_space
 from qd.evaluation import LocalEvaluator, Outcomes, resolve_device
 from qd.metrics import Tracker, grid_cells, uniformity
@@ -51,11 +51,12 @@ class Run:
         self.spec = self.env.spec.to_dict()
         self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
         self.evaluator = evaluator or make_evaluator(config, self.env, self.policy, self.device)
-        config_cls, algo_cls = lookup(config.algorithm)
+        variant = lookup(config.algorithm)
         settings = dict(config.algorithm_config)
-        if "budget" in {f.name for f in dataclasses.fields(config_cls)}:
+        if "budget" in {f.name for f in dataclasses.fields(variant.config)}:
             settings.setdefault("budget", config.budget)
-        self.algo_config = config_cls(**settings)
+        self.algo_config = variant.make_config(settings)
+        algo_cls = variant.algorithm
         space_device = getattr(self.algo_config, "ae_device", None)  # learned spaces
         self.space = make_space(
             self.algo_config.space,
@@ -63,8 +64,8 @@ class Run:
             seed=config.seed,
             device=resolve_device(space_device) if space_device else self.device,
         )
-        extra = {"policy": self.policy} if getattr(algo_cls, "needs_policy", False) else {}
-        if getattr(algo_cls, "needs_space", False):  # learned spaces (TAXONS, STAX)
+        extra = {"policy": self.policy} if algo_cls.needs_policy else {}
+        if algo_cls.needs_space:  # learned spaces (TAXONS, STAX)
             extra["space"] = self.space
         self.algorithm = algo_cls(
             self.algo_config,
@@ -76,7 +77,7 @@ class Run:
             **extra,
         )
         # what the evaluator records: the behaviour space's needs plus the algorithm's own
-        self.recordings = {**self.space.recordings, **getattr(self.algorithm, "recordings", {})}
+        self.recordings = {**self.space.recordings, **self.algorithm.recordings}
         self.tracker = Tracker(self.spec)
         self.evaluations = 0
         self.wall_time = 0.0
@@ -91,7 +92,7 @@ class Run:
     @property
     def interacts(self) -> bool:
         """True for learners that step the env themselves (DvD-TD3)."""
-        return hasattr(self.algorithm, "interact")
+        return isinstance(self.algorithm, Learner)
 
     # -- loop ----------------------------------------------------------------------------------
     def ask(self) -> torch.Tensor:
@@ -108,7 +109,7 @@ class Run:
         """
         start = time.perf_counter()
         outcomes = outcomes.to(self.device)
-        if getattr(self.algorithm, "describes_itself", False):
+        if self.algorithm.describes_itself:
             descriptors = None  # the algorithm describes the outcomes with its own space
         else:
             descriptors = self.space.describe(outcomes)
@@ -144,7 +145,7 @@ class Run:
 
     def metrics_line(self, info: dict) -> dict:
         """The metrics.jsonl record after the latest generation."""
-        archive = self.algorithm.archives[getattr(self.algorithm, "main_archive", "novelty")]
+        archive = self.algorithm.archives[self.algorithm.main_archive]
         gt = archive.field("ground_truth")
         archive_counts = torch.bincount(grid_cells(gt, self.spec), minlength=self.tracker.n_cells)
         max_reward = self.tracker.max_reward.tolist()
@@ -167,7 +168,7 @@ class Run:
         """Append ``line`` to metrics.jsonl; checkpoint when one is due."""
         metrics_file.write(json.dumps(line) + "\n")
         metrics_file.flush()
-        ready = getattr(self.algorithm, "ready_for_checkpoint", lambda: True)()
+        ready = self.algorithm.ready_for_checkpoint()
         if self.evaluations - self.last_checkpoint >= self.config.checkpoint_every and ready:
             os.fsync(metrics_file.fileno())
             self.save_checkpoint()

@@ -67,23 +67,22 @@ class RunConfig:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
         if self.evaluator not in ("local", "ray"):
             raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
-        config_cls, _ = lookup(self.algorithm)
-        known = {f.name for f in dataclasses.fields(config_cls)}
+        variant = lookup(self.algorithm)
+        known = {f.name for f in dataclasses.fields(variant.config)}
         unknown = set(self.algorithm_config) - known
         if unknown:
             raise ValueError(
                 f"unknown {self.algorithm} config key(s) {sorted(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        config_cls(**self.algorithm_config)
+        variant.make_config(self.algorithm_config)
         envs.make(self.env, **self.env_options)
         resolve_device(self.device)
 
 
 def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
     """Apply ``key=value`` overrides: algorithm fields, ``env.OPTION``, or run settings."""
-    config_cls, _ = lookup(config.algorithm)
-    fields_by_name = {f.name: f for f in dataclasses.fields(config_cls)}
+    fields_by_name = {f.name: f for f in dataclasses.fields(lookup(config.algorithm).config)}
     for pair in pairs:
         if "=" not in pair:
             raise ValueError(f"--set expects key=value, got {pair!r}")

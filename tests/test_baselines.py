@@ -259,7 +259,7 @@ def test_bad_config_values(tmp_path, capsys):
         with pytest.raises(ValueError, match=message):
             cls(**kwargs)
     for name in RUN_ALGOS:
-        assert lookup(name)[0] in (MEConfig, CMAMEConfig, CMAESConfig, RandomConfig)
+        assert lookup(name).config in (MEConfig, CMAMEConfig, CMAESConfig, RandomConfig)
     with pytest.raises(ValueError, match="no ground-truth grid"):
         GridElites(solution_dim=D, env_spec={"name": "x", "descriptor_size": 2}, seed=0)
     with pytest.raises(ValueError, match="measure_dim"):

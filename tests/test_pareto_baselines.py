@@ -246,9 +246,9 @@ def test_nsga2_selection_by_hand_and_reduces_to_ns_without_rewards():
 
 
 def test_registered():
-    assert lookup("nslc") == (NSLCConfig, NSLC)
-    assert lookup("nsga2") == (NSGA2Config, NSGA2)
-    assert lookup("ns")[0] is not NSLCConfig
+    assert (lookup("nslc").config, lookup("nslc").algorithm) == (NSLCConfig, NSLC)
+    assert (lookup("nsga2").config, lookup("nsga2").algorithm) == (NSGA2Config, NSGA2)
+    assert lookup("ns").config is not NSLCConfig
 
 
 @pytest.mark.parametrize("algorithm", ["nslc", "nsga2"])

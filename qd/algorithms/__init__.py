@@ -1,18 +1,15 @@
 """Algorithms: ask/tell searches built on :class:`qd.archive.Archive`.
 
-``ALGORITHMS`` maps a CLI name to (config dataclass, algorithm class). Every algorithm has
-``archives`` (name -> Archive), ``ask(max_count)``, ``tell(genomes, outcomes, descriptors)``,
-``state_dict()`` and ``load_state_dict(state, archives)``, and its config has a ``space`` field
-naming the behaviour space it searches in. Optional: ``ready_for_checkpoint()`` (default: always)
-and ``main_archive``, the name of the archive whose ground truth gives ``coverage_archive`` and
-``archive_size`` in the metrics (default ``"novelty"``). Class flags: ``needs_policy`` (the run
-passes its policy), ``needs_space`` (the run passes its behaviour space, e.g. the learned
-``AutoencoderSpace`` of TAXONS/STAX) and ``describes_itself`` (``tell`` gets ``descriptors=None``
-and describes the outcomes with its own space, in one pass with the surprise).
+``ALGORITHMS`` maps a CLI name to a :class:`~qd.algorithms.base.Variant` (config dataclass,
+algorithm class, the defaults the variant overrides). Every algorithm follows the protocol of
+:class:`~qd.algorithms.base.Algorithm` (``ask``, ``tell``, ``archives``, ``state_dict``,
+``load_state_dict``; :class:`~qd.algorithms.base.Learner` for those that step the env
+themselves).
 """
 
 from __future__ import annotations
 
+from qd.algorithms.base import Algorithm, Learner, Variant
 from qd.algorithms.baselines import (
     CMAES,
     CMAME,
@@ -28,37 +25,49 @@ from qd.algorithms.dvd_td3 import DvDTD3, DvDTD3Config
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
 from qd.algorithms.serene import Serene, SereneConfig
-from qd.algorithms.stax import Stax, StaxConfig, StaxNTConfig, StaxPConfig
-from qd.algorithms.taxons import (
-    NTConfig,
-    TaxoNConfig,
-    Taxons,
-    TaxonsConfig,
-    TaxonsPConfig,
-    TaxoSConfig,
-)
+from qd.algorithms.stax import Stax, StaxConfig
+from qd.algorithms.taxons import Taxons, TaxonsConfig
 from qd.policies import BatchedMLP, SereneMLP, make_policy, serene_sizes
 
-ALGORITHMS: dict[str, tuple[type, type]] = {
-    "ns": (NSConfig, NoveltySearch),
-    "serene": (SereneConfig, Serene),
-    "me": (MEConfig, MapElites),
-    "cma-me": (CMAMEConfig, CMAME),
-    "cma-es": (CMAESConfig, CMAES),
-    "random": (RandomConfig, RandomSearch),
-    "nslc": (NSLCConfig, NSLC),
-    "nsga2": (NSGA2Config, NSGA2),
-    "dvd-es": (DvDESConfig, DvDES),
-    "dvd-td3": (DvDTD3Config, DvDTD3),
-    "taxons": (TaxonsConfig, Taxons),
-    "taxo-n": (TaxoNConfig, Taxons),
-    "taxo-s": (TaxoSConfig, Taxons),
-    "nt": (NTConfig, Taxons),
-    "taxons-p": (TaxonsPConfig, Taxons),
-    "stax": (StaxConfig, Stax),
-    "stax-p": (StaxPConfig, Stax),
-    "stax-nt": (StaxNTConfig, Stax),
+ALGORITHMS: dict[str, Variant] = {
+    "ns": Variant(NSConfig, NoveltySearch, summary="Novelty Search"),
+    "serene": Variant(SereneConfig, Serene, summary="NS + reward emitters + meta-scheduler"),
+    "me": Variant(MEConfig, MapElites, summary="MAP-Elites (pyribs)"),
+    "cma-me": Variant(CMAMEConfig, CMAME, summary="CMA-ME (pyribs)"),
+    "cma-es": Variant(CMAESConfig, CMAES, summary="CMA-ES on reward (pyribs)"),
+    "random": Variant(RandomConfig, RandomSearch, summary="random genomes"),
+    "nslc": Variant(NSLCConfig, NSLC, summary="NS with local competition"),
+    "nsga2": Variant(NSGA2Config, NSGA2, summary="NSGA-II on (novelty, reward)"),
+    "dvd-es": Variant(DvDESConfig, DvDES, summary="DvD-ES"),
+    "dvd-td3": Variant(DvDTD3Config, DvDTD3, summary="DvD-TD3"),
+    "taxons": Variant(TaxonsConfig, Taxons, summary="TAXONS: NS in a learned AE space"),
+    "taxo-n": Variant(
+        TaxonsConfig, Taxons, {"selection": "novelty"}, "TAXO-N: TAXONS selecting by novelty"
+    ),
+    "taxo-s": Variant(
+        TaxonsConfig, Taxons, {"selection": "surprise"}, "TAXO-S: TAXONS selecting by surprise"
+    ),
+    "nt": Variant(TaxonsConfig, Taxons, {"train_ae": False}, "NT: TAXONS, AE never trained"),
+    "taxons-p": Variant(
+        TaxonsConfig, Taxons, {"selection": "pareto"}, "TAXONS-P: fronts on novelty, surprise"
+    ),
+    "stax": Variant(StaxConfig, Stax, summary="STAX: SERENE in a learned AE space"),
+    "stax-p": Variant(
+        StaxConfig, Stax, {"selection": "pareto"}, "STAX-P: fronts on novelty, surprise"
+    ),
+    "stax-nt": Variant(StaxConfig, Stax, {"train_ae": False}, "STAX-NT: AE never trained"),
 }
+
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "Learner",
+    "Variant",
+    "algorithm_names",
+    "lookup",
+    "policy_for",
+]
 
 
 def policy_for(algorithm: str, env_spec, hidden: list[int] | None = None) -> BatchedMLP:
@@ -69,13 +78,13 @@ def policy_for(algorithm: str, env_spec, hidden: list[int] | None = None) -> Bat
     ``policy_options`` (DvD: tanh, 16 x 16, no output bias). ``hidden`` overrides the hidden
     layers (a run's ``policy_hidden``).
     """
-    _, algo_cls = lookup(algorithm)
-    kind = getattr(algo_cls, "policy_kind", "serene")
+    algo_cls = lookup(algorithm).algorithm
+    kind = algo_cls.policy_kind
     obs, act = env_spec.obs_size, env_spec.action_size
     if kind == "serene":
         return SereneMLP(serene_sizes(obs, act, hidden, env=env_spec.name))
     hidden = list(hidden) if hidden is not None else list(algo_cls.policy_hidden)
-    return make_policy(kind, (obs, *hidden, act), **getattr(algo_cls, "policy_options", {}))
+    return make_policy(kind, (obs, *hidden, act), **algo_cls.policy_options)
 
 
 def algorithm_names() -> list[str]:
@@ -83,8 +92,8 @@ def algorithm_names() -> list[str]:
     return sorted(ALGORITHMS)
 
 
-def lookup(name: str) -> tuple[type, type]:
-    """(config class, algorithm class) of ``name``, with an error listing the known ones."""
+def lookup(name: str) -> Variant:
+    """The registry entry of ``name``, with an error listing the known ones."""
     if name not in ALGORITHMS:
         raise KeyError(
             f"unknown algorithm {name!r}; known algorithms: {', '.join(algorithm_names())}"

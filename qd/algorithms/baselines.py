@@ -37,6 +37,7 @@ from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
 from ribs.emitters.opt import CMAEvolutionStrategy
 from ribs.schedulers import Scheduler
 
+from qd.algorithms.base import Algorithm
 from qd.archive import Archive, InsertionRule
 from qd.emitters.cma import cma_state, load_cma_state, numpy_tensor, rng_state, set_rng_state
 from qd.evaluation import Outcomes
@@ -349,7 +350,7 @@ def _numpy(outcomes: Outcomes, descriptors: torch.Tensor | None = None):
 
 
 # -- MAP-Elites and CMA-ME -------------------------------------------------------------------
-class _RibsScheduled:
+class _RibsScheduled(Algorithm):
     """A pyribs Scheduler over a :class:`GridElites` (shared by MAP-Elites and CMA-ME)."""
 
     name = "ribs"
@@ -530,7 +531,7 @@ class CMAME(_RibsScheduled):
 
 
 # -- CMA-ES and random search ----------------------------------------------------------------
-class _Recorded:
+class _Recorded(Algorithm):
     """A passive grid (``elites``) and the record of successive bests (``best``)."""
 
     name = "recorded"

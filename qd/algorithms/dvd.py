@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from qd.algorithms.base import Algorithm
 from qd.archive import Archive, InsertionRule, rbf_log_det
 from qd.bandit import ThompsonBandit
 from qd.evaluation import Outcomes
@@ -252,7 +253,7 @@ class RunningStats:
         return torch.where(enough, std, torch.ones_like(std))
 
 
-class DvDES:
+class DvDES(Algorithm):
     """DvD-ES on the run's batched evaluator (see the module docstring)."""
 
     name = "dvd-es"

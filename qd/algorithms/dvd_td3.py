@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from qd.algorithms.base import Learner
 from qd.algorithms.dvd import BanditSettings, adam_tensors, population_archive, restore_adam
 from qd.archive import Archive, rbf_kernel
 from qd.evaluation import Outcomes
@@ -141,7 +142,7 @@ def diversity_log_det(embeddings: torch.Tensor, *, beta: float) -> torch.Tensor:
     return 2 * torch.log(torch.diagonal(chol)).sum()
 
 
-class DvDTD3:
+class DvDTD3(Learner):
     """DvD-TD3 (see the module docstring). Interacts with the environment itself
     (:meth:`interact`), one round of episodes per call."""
 

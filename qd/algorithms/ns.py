@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from qd.algorithms.base import Algorithm
 from qd.archive import Archive, InsertionRule
 from qd.evaluation import Outcomes
 
@@ -64,7 +65,7 @@ class NSConfig:
             )
 
 
-class NoveltySearch:
+class NoveltySearch(Algorithm):
     """Ask/tell Novelty Search over genomes ``[B, genome_size]``.
 
     Args:

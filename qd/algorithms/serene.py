@@ -22,15 +22,23 @@ ancestor when it stops; the novelty archive receives, from every stopped emitter
 individuals of its buffer of individuals more novel (w.r.t. the NS reference set) than its most
 novel one so far. A chunk with nothing to exploit costs nothing.
 
+Every individual SERENE keeps lives in an :class:`~qd.archive.Archive` (all saved with the
+checkpoints and re-encoded together by STAX): ``novelty`` and ``population`` (NS), ``reward``,
+``candidates`` (rewarding NS offspring not yet bootstrapped), ``ancestors`` (row i: the
+ancestor of active emitter i, then the candidates being bootstrapped) and ``buffers`` (the
+emitters' novelty buffers, field ``emitter`` = the owner's id). Emitter searches keep their
+populations as tensors (``qd.emitters``).
+
 Checkpoints are taken at chunk boundaries (``ready_for_checkpoint``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
+from qd.algorithms.base import Algorithm
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.archive import Archive, InsertionRule
 from qd.emitters import (
@@ -43,8 +51,6 @@ from qd.emitters import (
 )
 from qd.emitters.schedulers import EXPLOIT, EXPLORE, SCHEDULERS, TimeDecaying, chunk_reward
 from qd.evaluation import Outcomes
-
-_ROW_FIELDS = ("solution", "objective", "measures", "ground_truth", "reward_area")
 
 
 @dataclass
@@ -98,33 +104,14 @@ class SereneConfig(NSConfig):
 
 @dataclass
 class _Emitter:
-    """One active emitter and what SERENE tracks about it."""
+    """What SERENE tracks about one active emitter (its ancestor and buffer are in archives)."""
 
     search: object  # an emitter batch of one (qd.emitters.EMITTER_TYPES)
-    ancestor: dict  # row of the ancestor (tensors)
+    uid: int  # owner id of its rows in the ``buffers`` archive
     improvement: float
     best: float
     most_novel: float = -float("inf")
-    buffer: list = field(default_factory=list)  # rows more novel than most_novel at the time
     baseline: int = 0  # first of the 3 generations the improvement is measured against
-
-
-def _rows(outcomes: Outcomes, genomes, descriptors, device) -> dict[str, torch.Tensor]:
-    return {
-        "solution": genomes.to(device, torch.float32),
-        "objective": outcomes.fitness.to(device),
-        "measures": descriptors.to(device, torch.float32),
-        "ground_truth": outcomes.descriptor.to(device),
-        "reward_area": outcomes.reward_area.to(device),
-    }
-
-
-def _take(rows: dict, index) -> dict:
-    return {k: v[index] for k, v in rows.items()}
-
-
-def _cat(parts: list[dict]) -> dict:
-    return {k: torch.cat([p[k] for p in parts], 0) for k in parts[0]}
 
 
 def pareto_front(objectives: torch.Tensor) -> torch.Tensor:
@@ -135,7 +122,7 @@ def pareto_front(objectives: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(~dominated).flatten()
 
 
-class Serene:
+class Serene(Algorithm):
     """Ask/tell SERENE over genomes ``[B, D]`` (see the module docstring)."""
 
     name = "serene"
@@ -161,8 +148,7 @@ class Serene:
             device=device,
             seed=seed,
         )
-        self.reward_archive = Archive(
-            extra_fields=self.ns.stored_fields,
+        common = dict(
             solution_dim=genome_size,
             measure_dim=measure_dim,
             ground_truth_dim=env_spec["descriptor_size"],
@@ -170,8 +156,16 @@ class Serene:
             insertion=InsertionRule("all"),
             device=device,
             env_spec=env_spec,
-            seed=seed + 3,
-            name="reward",
+        )
+        stored = self.ns.stored_fields
+        self.reward_archive = Archive(**common, extra_fields=stored, seed=seed + 3, name="reward")
+        self.candidates = Archive(**common, extra_fields=stored, seed=seed + 5, name="candidates")
+        self.ancestors = Archive(**common, extra_fields=stored, seed=seed + 6, name="ancestors")
+        self.buffers = Archive(
+            **common,
+            extra_fields={**stored, "emitter": ((), torch.int64)},
+            seed=seed + 7,
+            name="buffers",
         )
         self.generator = torch.Generator().manual_seed(seed + 4)
         self.emitter_config = EmitterConfig(
@@ -188,8 +182,8 @@ class Serene:
             self.scheduler = sched(seed=seed)
         else:
             self.scheduler = sched()
-        self.candidates: dict | None = None
         self.emitters: list[_Emitter] = []
+        self.next_uid = 0
         self.phase: str | None = None
         self.chunk_used = 0
         self.chunk_start_count = 0
@@ -210,13 +204,15 @@ class Serene:
         """The Novelty Search of the exploration chunks (STAX: TAXONS's)."""
         return NoveltySearch(config, **kwargs)
 
-    def _row_fields(self) -> tuple[str, ...]:
-        """Fields of the row dicts kept for candidates, ancestors and buffers."""
-        return (*_ROW_FIELDS, *self.ns.stored_fields)
-
-    def _rows(self, outcomes: Outcomes, genomes, descriptors) -> dict[str, torch.Tensor]:
-        """Row dict of evaluated genomes (STAX adds frames and surprise)."""
-        return _rows(outcomes, genomes, descriptors, self.device)
+    def _fields(self, outcomes: Outcomes, genomes, descriptors) -> dict[str, torch.Tensor]:
+        """Archive fields of evaluated genomes (STAX adds frames and surprise)."""
+        return {
+            "solution": genomes.to(self.device, torch.float32),
+            "objective": outcomes.fitness.to(self.device),
+            "measures": descriptors.to(self.device, torch.float32),
+            "ground_truth": outcomes.descriptor.to(self.device),
+            "reward_area": outcomes.reward_area.to(self.device),
+        }
 
     def _tell_ns(self, genomes, outcomes, descriptors, rows: dict) -> dict:
         """The NS step of an exploration generation (reward archive in the reference set)."""
@@ -224,8 +220,10 @@ class Serene:
             genomes, outcomes, descriptors, extra_reference=self.reward_archive.descriptors
         )
 
-    def _add_rows(self, archive: Archive, rows: dict) -> None:
-        """Add row dicts to an archive with every stored field."""
+    def _add_rows(self, archive: Archive, rows: dict, index=None, **extra) -> None:
+        """Offer rows ``index`` (default: all) of the field dict ``rows`` to ``archive``."""
+        if index is not None:
+            rows = {k: v[index] for k, v in rows.items()}
         archive.add(
             rows["solution"],
             rows["objective"],
@@ -234,6 +232,7 @@ class Serene:
             ground_truth=rows["ground_truth"],
             reward_area=rows["reward_area"],
             **{k: rows[k] for k in self.ns.stored_fields},
+            **extra,
         )
 
     def _make_batch(self, ancestors: torch.Tensor, sigmas: torch.Tensor):
@@ -260,10 +259,16 @@ class Serene:
 
     @property
     def archives(self) -> dict[str, Archive]:
-        return {**self.ns.archives, "reward": self.reward_archive}
+        return {
+            **self.ns.archives,
+            "reward": self.reward_archive,
+            "candidates": self.candidates,
+            "ancestors": self.ancestors,
+            "buffers": self.buffers,
+        }
 
     def _n_candidates(self) -> int:
-        return 0 if self.candidates is None else len(self.candidates["solution"])
+        return len(self.candidates)
 
     def _reward_novelty(self, descriptors: torch.Tensor) -> torch.Tensor:
         return self.reward_archive.novelty(descriptors)
@@ -312,17 +317,16 @@ class Serene:
                 max(1, (remaining - self.config.chunk_size // 3) // per_candidate),
             )
             order = torch.sort(
-                self._reward_novelty(self.candidates["measures"]), descending=True, stable=True
+                self._reward_novelty(self.candidates.descriptors), descending=True, stable=True
             ).indices
-            chosen, rest = order[:count], order[count:]
-            ancestors = _take(self.candidates, chosen)
-            self.candidates = _take(self.candidates, rest) if len(rest) else None
+            first = len(self.ancestors)  # the bootstrapped candidates follow the emitters' rows
+            self._add_rows(self.ancestors, self.candidates.rows(order[:count]))
+            self.candidates.keep(order[count:])
+            genomes = self.ancestors.genomes[first:].clone()
             others = torch.cat([self.ns.population.genomes, self._last_offspring])
-            sigmas = initial_sigma(
-                ancestors["solution"], others, fallback=self.emitter_config.min_sigma
-            )
-            batch = self._make_batch(ancestors["solution"].cpu(), sigmas.cpu())
-            self._stage = ("bootstrap", batch, ancestors, 0)
+            sigmas = initial_sigma(genomes, others, fallback=self.emitter_config.min_sigma)
+            batch = self._make_batch(genomes.cpu(), sigmas.cpu())
+            self._stage = ("bootstrap", batch, first, 0)
             genomes = batch.initial().flatten(0, 1)
         elif self.emitters:
             if self._running is None:  # chosen once, then run until the chunk ends or it stops
@@ -338,8 +342,7 @@ class Serene:
         return genomes.to(self.device)
 
     def _choose_emitter(self) -> int:
-        ancestors = torch.stack([e.ancestor["measures"] for e in self.emitters])
-        novelty = self._reward_novelty(ancestors).cpu()
+        novelty = self._reward_novelty(self.ancestors.descriptors[: len(self.emitters)]).cpu()
         improvements = torch.tensor([e.improvement for e in self.emitters])
         front = pareto_front(torch.stack([novelty, improvements], 1))
         pick = torch.randint(len(front), (1,), generator=self.generator)
@@ -348,7 +351,7 @@ class Serene:
     # -- telling -----------------------------------------------------------------------------
     def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
         """Route the evaluated genomes to NS or the emitters."""
-        rows = self._rows(outcomes, genomes, descriptors)
+        rows = self._fields(outcomes, genomes, descriptors)
         count = len(genomes)
         self.evaluations += count
         self.chunk_used += count
@@ -388,11 +391,9 @@ class Serene:
 
     def _new_candidates(self, rows: dict) -> None:
         rewarding = torch.nonzero(rows["objective"] > 0).flatten()
-        if not len(rewarding):
-            return
-        new = _take(rows, rewarding)
-        self._add_rows(self.reward_archive, new)
-        self.candidates = new if self.candidates is None else _cat([self.candidates, new])
+        if len(rewarding):
+            self._add_rows(self.reward_archive, rows, rewarding)
+            self._add_rows(self.candidates, rows, rewarding)
 
     def _padded(self, rows: dict, shape: tuple[int, int]):
         """Rewards ``[E, k]`` (``-inf`` for rows cut by the budget), descriptors and genomes."""
@@ -414,29 +415,31 @@ class Serene:
         self.area_evaluations += torch.bincount(charged, minlength=self.n_areas)
 
     def _tell_bootstrap(self, stage: tuple, rows: dict) -> None:
-        _, batch, ancestors, generation = stage
+        _, batch, first, generation = stage
         n = len(batch)
         before = batch.best()[1].clone()
         size = batch.initial_size if generation == 0 else batch.generation_size
         rewards, measures, genomes = self._padded(rows, (n, size))
-        self._count_area_evaluations(ancestors["reward_area"], size, len(rows["objective"]))
+        areas = self.ancestors.field("reward_area")[first:]
+        self._count_area_evaluations(areas, size, len(rows["objective"]))
         if generation == 0:
             batch.tell_initial(rewards, measures)
         else:
             batch.tell(genomes, rewards, measures)
         self._archive_new_bests(rows, rewards, before, batch.best()[1])
         if generation < self._bootstrap_generations(batch):
-            self._stage = ("bootstrap", batch, ancestors, generation + 1)
+            self._stage = ("bootstrap", batch, first, generation + 1)
             return
         gains = improvement(batch.reward_history())
         best = batch.best()[1]
-        for i in torch.nonzero(gains > 0).flatten().tolist():
+        kept = torch.nonzero(gains > 0).flatten()
+        for i in kept.tolist():
             keep = torch.zeros(n, dtype=torch.bool)
             keep[i] = True
             single = batch.subset(keep)
-            self.emitters.append(
-                _Emitter(single, _take(ancestors, i), float(gains[i]), float(best[i]))
-            )
+            self.emitters.append(_Emitter(single, self.next_uid, float(gains[i]), float(best[i])))
+            self.next_uid += 1
+        self.ancestors.keep(torch.cat([torch.arange(first), first + kept]))
         self._stage = None
 
     def _archive_new_bests(
@@ -454,23 +457,24 @@ class Serene:
         index = torch.nonzero(improved).flatten() * k + rewards.argmax(1)[improved]
         index = index[index < len(rows["objective"])].to(self.device)
         if len(index):
-            self._add_rows(self.reward_archive, _take(rows, index))
+            self._add_rows(self.reward_archive, rows, index)
 
     def _tell_run(self, index: int, rows: dict) -> None:
         emitter = self.emitters[index]
         size = emitter.search.generation_size
         before = emitter.search.best()[1].clone()
         rewards, measures, genomes = self._padded(rows, (1, size))
-        self._count_area_evaluations(
-            emitter.ancestor["reward_area"][None], size, len(rows["objective"])
-        )
+        area = self.ancestors.field("reward_area")[index : index + 1]
+        self._count_area_evaluations(area, size, len(rows["objective"]))
         emitter.search.tell(genomes, rewards, measures)
         self._archive_new_bests(rows, rewards, before, emitter.search.best()[1])
         # buffer of individuals more novel (w.r.t. the NS reference set) than the most novel yet
         ns_ref = torch.cat([self.ns.population.descriptors, self.reward_archive.descriptors])
         novelty = self.ns.archive.novelty(rows["measures"], reference=ns_ref).cpu()
-        for i in torch.nonzero(novelty > emitter.most_novel).flatten().tolist():
-            emitter.buffer.append(_take(rows, slice(i, i + 1)))
+        novel = torch.nonzero(novelty > emitter.most_novel).flatten()
+        if len(novel):
+            owner = torch.full((len(novel),), emitter.uid, dtype=torch.int64)
+            self._add_rows(self.buffers, rows, novel.to(self.device), emitter=owner)
         emitter.most_novel = max(emitter.most_novel, float(novelty.max()))
         emitter.best = max(emitter.best, float(emitter.search.best()[1][0]))
         if stagnated(emitter.search.reward_history(), self.window)[0]:
@@ -480,12 +484,16 @@ class Serene:
     def _terminate(self, index: int) -> None:
         self._running = None
         emitter = self.emitters.pop(index)
-        self._add_rows(self.reward_archive, {k: v[None] for k, v in emitter.ancestor.items()})
-        if emitter.buffer:
-            buffer = _cat(emitter.buffer)
-            pick = torch.randperm(len(buffer["solution"]), generator=self.generator)
-            chosen = _take(buffer, pick[: self.config.emitter_archive_add].to(self.device))
-            self._add_rows(self.ns.archive, chosen)
+        self._add_rows(self.reward_archive, self.ancestors.rows(slice(index, index + 1)))
+        others = torch.arange(len(self.ancestors), device=self.device)
+        self.ancestors.keep(others[others != index])
+        owned = self.buffers.field("emitter") == emitter.uid
+        mine = torch.nonzero(owned).flatten()
+        if len(mine):
+            pick = torch.randperm(len(mine), generator=self.generator)
+            chosen = mine[pick[: self.config.emitter_archive_add].to(self.device)]
+            self._add_rows(self.ns.archive, self.buffers.rows(chosen))
+            self.buffers.keep(torch.nonzero(~owned).flatten())
 
     # -- checkpoints -------------------------------------------------------------------------
     def ready_for_checkpoint(self) -> bool:
@@ -497,24 +505,17 @@ class Serene:
         tensors = {f"ns.{k}": v for k, v in self.ns.state_dict()["tensors"].items()}
         tensors["generator"] = self.generator.get_state()
         tensors["last_offspring"] = self._last_offspring.cpu()
-        if self.candidates is not None:
-            tensors.update({f"candidates.{k}": v.cpu() for k, v in self.candidates.items()})
         emitters_meta = []
         for i, e in enumerate(self.emitters):
             s = e.search
             tensors.update({f"emitter{i}.search.{k}": v for k, v in s.state().items()})
-            tensors.update({f"emitter{i}.ancestor.{k}": v.cpu() for k, v in e.ancestor.items()})
-            if e.buffer:
-                tensors.update(
-                    {f"emitter{i}.buffer.{k}": v.cpu() for k, v in _cat(e.buffer).items()}
-                )
             emitters_meta.append(
                 {
+                    "uid": e.uid,
                     "improvement": e.improvement,
                     "best": e.best,
                     "most_novel": e.most_novel,
                     "generations": s.generations,
-                    "buffer": len(e.buffer),
                     "baseline": e.baseline,
                 }
             )
@@ -526,6 +527,7 @@ class Serene:
             "evaluations": self.evaluations,
             "emitter_evaluations": self.emitter_evaluations,
             "chunks": self.chunks,
+            "next_uid": self.next_uid,
         }
         tensors["area_evaluations"] = self.area_evaluations
         return {"tensors": tensors, "meta": meta}
@@ -540,7 +542,17 @@ class Serene:
             },
             archives,
         )
+        missing = {"candidates", "ancestors", "buffers"} - set(archives)
+        if missing:
+            raise ValueError(
+                f"checkpoint lacks SERENE archives {sorted(missing)} (written by an older qdtorch "
+                "that kept them inside state.safetensors); start the run again"
+            )
         self.reward_archive = archives["reward"]
+        self.candidates = archives["candidates"]
+        self.ancestors = archives["ancestors"]
+        self.buffers = archives["buffers"]
+        self.next_uid = int(meta["next_uid"])
         self.generator.set_state(t["generator"])
         self._last_offspring = t["last_offspring"].to(self.device)
         self.scheduler.load_state_dict(meta["scheduler"])
@@ -548,10 +560,6 @@ class Serene:
         self.emitter_evaluations = meta["emitter_evaluations"]
         self.chunks = meta["chunks"]
         self.area_evaluations = t["area_evaluations"].clone()
-        names = [k.split(".", 1)[1] for k in t if k.startswith("candidates.")]
-        self.candidates = (
-            {n: t[f"candidates.{n}"].to(self.device) for n in names} if names else None
-        )
         self.emitters = []
         for i, m in enumerate(meta["emitters"]):
             prefix = f"emitter{i}.search."
@@ -559,21 +567,9 @@ class Serene:
                 {k[len(prefix) :]: v for k, v in t.items() if k.startswith(prefix)},
                 m["generations"],
             )
-            fields = self._row_fields()
-            ancestor = {f: t[f"emitter{i}.ancestor.{f}"].to(self.device) for f in fields}
-            buffer = []
-            if m["buffer"]:
-                rows = {f: t[f"emitter{i}.buffer.{f}"].to(self.device) for f in fields}
-                buffer = [_take(rows, slice(j, j + 1)) for j in range(m["buffer"])]
             self.emitters.append(
                 _Emitter(
-                    search,
-                    ancestor,
-                    m["improvement"],
-                    m["best"],
-                    m["most_novel"],
-                    buffer,
-                    m.get("baseline", 0),
+                    search, m["uid"], m["improvement"], m["best"], m["most_novel"], m["baseline"]
                 )
             )
         self.phase, self._stage, self._running = None, None, None

@@ -9,8 +9,8 @@ the emitters and the meta-scheduler are SERENE's (:mod:`qd.algorithms.serene`).
 
 The AE is retrained after exploration chunks 1, 3, 6, 10, ... on the stored frames of the
 novelty archive, the population, the reward archive and the latest offspring, then every stored
-individual is re-described from its stored frames: the three archives, the candidates, every
-emitter's ancestor and its buffer of novel individuals. Nothing is re-evaluated or dropped.
+individual is re-described from its stored frames: every archive of SERENE (novelty, population,
+reward, candidates, emitter ancestors, emitter buffers). Nothing is re-evaluated or dropped.
 ``train_ae=False`` is STAX-NT (untrained AE); ``space=autoencoder:frames=F`` the multi-frame
 variant.
 
@@ -49,20 +49,6 @@ class StaxConfig(TaxonsConfig, SereneConfig):
                 "STAX supports emitter_type elitist or cma (novelty-selecting emitters keep "
                 "descriptors that go stale when the autoencoder is retrained)"
             )
-
-
-@dataclass
-class StaxPConfig(StaxConfig):
-    """STAX-P: population by NSGA-II fronts on (novelty, surprise)."""
-
-    selection: str = "pareto"
-
-
-@dataclass
-class StaxNTConfig(StaxConfig):
-    """STAX-NT: STAX with the AE never trained."""
-
-    train_ae: bool = False
 
 
 class Stax(LearnedSpaceMixin, Serene):
@@ -105,8 +91,8 @@ class Stax(LearnedSpaceMixin, Serene):
     def ae_archives(self) -> list[Archive]:
         return [self.ns.archive, self.ns.population, self.reward_archive]
 
-    def _rows(self, outcomes: Outcomes, genomes, descriptors) -> dict[str, torch.Tensor]:
-        rows = super()._rows(outcomes, genomes, descriptors)
+    def _fields(self, outcomes: Outcomes, genomes, descriptors) -> dict[str, torch.Tensor]:
+        rows = super()._fields(outcomes, genomes, descriptors)
         frames, surprise = self._described
         rows["frames"], rows["surprise"] = frames, surprise
         return rows
@@ -134,34 +120,6 @@ class Stax(LearnedSpaceMixin, Serene):
             info.update(self._count_exploration(len(genomes)))
         info.update(self.learning_metrics())
         return info
-
-    # -- re-encoding of the rows outside the archives ------------------------------------------
-    def _row_dicts(self) -> list[dict]:
-        rows = [] if self.candidates is None else [self.candidates]
-        for emitter in self.emitters:
-            rows.append(emitter.ancestor)
-            rows.extend(emitter.buffer)
-        return rows
-
-    def reembed_extra(self) -> None:
-        """Re-describe candidates, emitter ancestors and emitter buffers from their frames."""
-        row_dicts = self._row_dicts()
-        if not row_dicts:
-            return
-        # an ancestor is one row without the batch dimension; everything is encoded in one pass
-        singles = [rows["frames"].ndim == 4 for rows in row_dicts]
-        parts = [
-            r["frames"][None] if one else r["frames"]
-            for r, one in zip(row_dicts, singles, strict=True)
-        ]
-        latents, surprise = self.space.describe_frames(torch.cat(parts))
-        latents, surprise = latents.to(self.device), surprise.to(self.device)
-        start = 0
-        for rows, single, part in zip(row_dicts, singles, parts, strict=True):
-            stop = start + len(part)
-            rows["measures"] = latents[start] if single else latents[start:stop]
-            rows["surprise"] = surprise[start] if single else surprise[start:stop]
-            start = stop
 
     # -- state ---------------------------------------------------------------------------------
     def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:

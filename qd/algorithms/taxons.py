@@ -91,34 +91,6 @@ class TaxonsConfig(NSConfig):
         )
 
 
-@dataclass
-class TaxoNConfig(TaxonsConfig):
-    """TAXO-N: TAXONS selecting the population by novelty only."""
-
-    selection: str = "novelty"
-
-
-@dataclass
-class TaxoSConfig(TaxonsConfig):
-    """TAXO-S: TAXONS selecting the population by surprise only."""
-
-    selection: str = "surprise"
-
-
-@dataclass
-class NTConfig(TaxonsConfig):
-    """NT: TAXONS with the AE never trained (random projection of the frames)."""
-
-    train_ae: bool = False
-
-
-@dataclass
-class TaxonsPConfig(TaxonsConfig):
-    """TAXONS-P: population by NSGA-II fronts on (novelty, surprise)."""
-
-    selection: str = "pareto"
-
-
 def select_by(
     selection: str, novelty: torch.Tensor, surprise: torch.Tensor, count: int, coin: bool
 ) -> tuple[torch.Tensor, str]:
@@ -147,8 +119,9 @@ class LearnedSpaceMixin:
     """Training schedule, retraining and re-encoding shared by TAXONS and STAX.
 
     Subclasses set ``space``, ``config`` (with the TAXONS fields), ``ae_archives()`` (the
-    archives holding ``frames`` and ``surprise``) and ``_pending_frames`` (latest offspring
-    frames not stored anywhere else).
+    archives whose frames the AE trains on) and ``_pending_frames`` (latest offspring frames
+    not stored anywhere else). After each training, every archive in ``archives`` that stores
+    ``frames`` is re-described.
     """
 
     space: AutoencoderSpace
@@ -164,14 +137,8 @@ class LearnedSpaceMixin:
         self._pending_frames = torch.zeros(0, *self.space.frame_shape, dtype=torch.uint8)
 
     def ae_archives(self) -> list[Archive]:
+        """The archives whose frames the AE trains on."""
         raise NotImplementedError
-
-    def extra_frames(self) -> list[torch.Tensor]:
-        """Stored frames outside the archives (STAX: candidates, emitters); none here."""
-        return []
-
-    def reembed_extra(self) -> None:
-        """Re-describe stored rows outside the archives (STAX); nothing here."""
 
     def _count_exploration(self, count: int) -> dict:
         """Advance the schedule by ``count`` exploration evaluations; train when it says."""
@@ -185,7 +152,6 @@ class LearnedSpaceMixin:
 
     def training_frames(self) -> torch.Tensor:
         parts = [a.field("frames") for a in self.ae_archives() if len(a)]
-        parts += [f for f in self.extra_frames() if len(f)]
         if len(self._pending_frames):
             parts.append(self._pending_frames.to(parts[0].device if parts else "cpu"))
         return torch.cat([p.cpu() for p in parts])
@@ -195,12 +161,11 @@ class LearnedSpaceMixin:
         t0 = time.perf_counter()
         report = self.space.fit(self.training_frames(), self.config.training_config())
         t1 = time.perf_counter()
-        for archive in self.ae_archives():
-            if len(archive):
+        for archive in self.archives.values():  # every stored individual, in every archive
+            if len(archive) and "frames" in archive.schema:
                 latents, surprise = self.space.describe_frames(archive.field("frames"))
                 archive.reembed(lambda _data, z=latents: z)
                 archive.update_field("surprise", surprise)
-        self.reembed_extra()
         t2 = time.perf_counter()
         self.ae_time += t1 - t0
         self.reembed_time += t2 - t1
