@@ -9,9 +9,11 @@ scene of :mod:`envs.curling` (the same table, arm and physics approximation, sha
   restitutions with ``max``, so the original walls bounced with 0.95: ``wall_elasticity``
   (default: the same as ``elasticity``) gives that back. Friction 0.9, damping 1.1 (the
   ``gym_billiard`` copy in the TAXONS repository used Box2D ``linearDamping`` 1.0), a
-  kinematic arm, the walls at +-1.5 (the original's 0.1-thick walls are centred on the table
-  edges, so their faces were at +-1.45; we keep Curling's table) and 2 sub-steps per step, all
-  as in Curling. Box2D's restitution threshold (no bounce below 1 m/s) is ignored, as there.
+  kinematic arm of 0.1-thick link boxes reaching 1.9 from the base, the walls' inner faces at
+  +-1.45 (0.1-thick walls centred on the table edges), Box2D's restitution threshold (contacts
+  approaching at 1 m/s or less do not bounce) and 2 sub-steps per step, all as in Curling
+  (issue 17; before it the links were 0.05-thick capsules reaching 2.0, the walls' faces were
+  at +-1.5 and every contact bounced).
 * Start (as ``gym_billiard``'s non-random reset): ball at rest at (-0.5, 0.2), arm straight
   along +y from (0, -1.5), both joint angles and speeds 0. ``reset`` ignores its generator.
 * Actions: 2 joint speeds in rad/s, clipped to [-1, 1] (``gym_billiard`` sets each joint's
@@ -22,7 +24,7 @@ scene of :mod:`envs.curling` (the same table, arm and physics approximation, sha
   when its centre lies within the hole radius of the hole's centre (we test ``d < r``,
   :func:`envs.base.goal_area`; the original's ``d <= r`` differs only on the circle itself).
   A ball kept inside the walls can reach a hole only if ``hole_radius > sqrt(2) *
-  ball_radius`` (the ball's centre gets at most that close to a corner).
+  (ball_radius + 0.05)`` (the ball's centre gets at most that close to a corner: 0.35 < 0.4).
 * Termination: the step the ball enters a hole ends that row's episode (reward 100, the hole
   is recorded in ``state.hole``). Finished rows (in a hole, or past ``episode_length``) are
   frozen: later steps leave their ball, arm and hole unchanged, and ``done`` is true for them.
@@ -36,7 +38,7 @@ scene of :mod:`envs.curling` (the same table, arm and physics approximation, sha
 * Observation (6), as ``gym_billiard``: ball x, y, joint angles, joint speeds (the speeds
   actually applied: 0 for a joint stopped at its limit).
 * Descriptor: final ball (x, y), i.e. for a ball in a hole its position at the step it
-  entered; bounds [-1.35, 1.35]^2, 50 x 50 grid (the ball's centre stays in [-1.3, 1.3]^2).
+  entered; bounds [-1.35, 1.35]^2, 50 x 50 grid (the ball's centre stays in [-1.25, 1.25]^2).
 * Render: top-down ``[B, 64, 64, 3]`` uint8 of the whole table, y up: floor (light), a
   one-pixel wall border, holes (dark) and ball (red), and never the arm (TAXONS learns from
   ``gym_billiard`` images drawn without the arm). Colours are ours (the original drew a black
@@ -63,6 +65,7 @@ from envs.table import (
     DT,
     HALF,
     LIMITS,
+    WALL_FACE,
     arm_contacts,
     move_joints,
     sqrt_norm,
@@ -133,8 +136,8 @@ class Billiard:
     ) -> None:
         if episode_length <= 0 or substeps <= 0:
             raise ValueError("episode_length and substeps must be > 0")
-        if not 0 < ball_radius < HALF:
-            raise ValueError(f"ball_radius must be in (0, {HALF}), got {ball_radius}")
+        if not 0 < ball_radius < WALL_FACE:
+            raise ValueError(f"ball_radius must be in (0, {WALL_FACE}), got {ball_radius}")
         if wall_elasticity is None:
             wall_elasticity = elasticity
         if not (0 <= elasticity <= 1 and 0 <= wall_elasticity <= 1):

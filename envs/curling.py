@@ -1,21 +1,31 @@
 """Curling (SERENE, STAX): a 2-link arm pushes a ball on a 3 x 3 m table, as a batched simulator.
 
-The original is a Box2D scene; Box2D's contact solver cannot be reproduced exactly, so this is
-an approximation that keeps the behaviours that matter (tested in ``tests/test_curling.py``):
+The original is a Box2D scene (the authors' ``gym_billiard``); Box2D's contact solver cannot be
+reproduced exactly, so this is an approximation that keeps the behaviours that matter (tested
+in ``tests/test_curling.py``), on the original's geometry:
 
 * The arm is kinematic: the two actions (clipped to [-1, 1]) are the joint speeds in rad/s,
   integrated with dt = 1/60 and stopped at the joint limits (joint0 +-0.4 pi, joint1
   +-0.9 pi). Box2D drives the joints with motors; a motor strong enough to ignore the ball is
   what the papers' arm behaves like.
+* Links: boxes 1 long and 0.1 thick; the elbow is 1 from the base and link 1's box starts 0.1
+  behind it (the original overlaps the links to build the joint), so the tip is 1.9 from the
+  base when the arm is straight.
 * The ball (radius 0.15) moves freely with linear damping 1.1 applied as Box2D does
   (``v *= 1 / (1 + dt * damping)``), no gravity (top-down view).
-* Ball-arm contact: the links are capsules of thickness 0.05. When the ball overlaps a link it
-  is pushed out along the contact normal, its normal velocity relative to the link's contact
-  point is reflected with restitution 0.9, and Coulomb friction (0.9) reduces the tangential
-  relative velocity by at most friction x normal impulse.
-* Ball-wall contact: the table's walls reflect the normal velocity with restitution 0.9 and keep
-  the ball inside [-1.5 + r, 1.5 - r]^2 (wall friction is ignored).
+* Ball-arm contact: when the ball overlaps a link box it is pushed out along the contact
+  normal, its normal velocity relative to the link's contact point is reflected with
+  restitution 0.9 if it approached faster than 1 m/s and cancelled otherwise (Box2D's
+  restitution threshold: a slow push carries the ball instead of bouncing it), and Coulomb
+  friction (0.9) reduces the tangential relative velocity by at most friction x normal
+  impulse.
+* Ball-wall contact: the walls are 0.1-thick boxes centred on the table edges, inner faces at
+  +-1.45, so the ball's centre stays in [-1.30, 1.30]^2; they reflect the normal velocity with
+  restitution 0.9 above 1 m/s and stop it below (wall friction is ignored).
 * Each step is split into ``substeps`` (2) so that fast pushes do not tunnel through the ball.
+
+Before issue 17 the links were 0.05-thick capsules with the tip at 2.0, the walls' faces at
++-1.5 and every contact bounced.
 
 The table, the arm and the contacts are in :mod:`envs.table` (shared with :mod:`envs.billiard`).
 
@@ -38,10 +48,12 @@ from envs.table import (
     DT,
     HALF,
     LIMITS,
+    LINK,
     THICKNESS,
     arm_contacts,
     arm_points,
     constant,
+    link_boxes,
     move_joints,
     table_spec,
     wall_contacts,
@@ -154,10 +166,9 @@ class Curling:
         gx = coords[None, None, :]
         gy = coords.flip(0)[None, :, None]  # image row 0 is the top of the table
         img = torch.full((len(state.pos), size, size, 3), 225, dtype=torch.uint8, device=device)
-        base, elbow, tip = self.arm_points(state.joints)
         arm = torch.zeros(len(state.pos), size, size, dtype=torch.bool, device=device)
-        for start, end in ((base, elbow), (elbow, tip)):
-            seg = end - start
+        for start, direction in link_boxes(state.joints):
+            seg = direction * LINK
             sx, sy = start[:, 0, None, None], start[:, 1, None, None]
             dx, dy = seg[:, 0, None, None], seg[:, 1, None, None]
             along = (((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy)).clamp(0, 1)

@@ -8,8 +8,13 @@ handful of tensor operations.
 
 Choices where the original leaves room:
 
-* Observation (5): lasers at +45, 0, -45 degrees (distance in world units, -1 when no wall
-  within range), then the left and right bumpers as 1 (touching) / -1 (not touching).
+* Observation (5): lasers at +45, 0, -45 degrees, then the left and right bumpers, encoded as
+  the authors' gym wrapper reports them (``nav_env.py``, ``get_laserranges`` /
+  ``get_bumpers`` in GPaolo/SERENE; issue 17): a laser reports the distance in world units
+  to the wall it hits, clipped to [0, 100], and the maximum range 100 when it hits nothing
+  within range; a bumper is 1.0 when touching, 0.0 otherwise. ``sensor_encoding="legacy"``
+  keeps this package's encoding before issue 17: -1 for a laser that hits nothing (distances
+  not clipped) and bumpers 1 / -1.
 * Action: 2 wheel displacements; ``clip(action_scale * action, -max_speed, max_speed)``.
 * ``real_to_pixel`` rounds half up (``floor(v + 0.5)``); libfastsim rounds half away from zero.
   They differ only for exact negative halves (laser end points left of or above the map).
@@ -34,6 +39,7 @@ ROBOT_RADIUS = 10.0
 START = (60.0, 450.0, math.pi / 4)
 LASER_ANGLES = (math.pi / 4, 0.0, -math.pi / 4)
 LASER_RANGE = 100.0
+SENSOR_ENCODINGS = ("authors", "legacy")
 GOALS = ((60.0, 60.0, 50.0), (100.0, 200.0, 50.0))
 
 
@@ -44,7 +50,8 @@ class MazeState:
     Attributes:
         pos: ``[B, 2]`` float32 position (x, y) in world units.
         theta: ``[B]`` float32 heading.
-        bumpers: ``[B, 2]`` float32 left/right bumper, 1 touching, -1 not.
+        bumpers: ``[B, 2]`` float32 left/right bumper, 1 touching, -1 not (internal: the
+            observation encodes them as ``sensor_encoding`` says).
         pixel_xy: ``[B, 2]`` int64 pixel under the robot's centre.
         pixel: ``[B]`` int64 flat index of that pixel.
         t: 0-dim int64 step counter.
@@ -100,6 +107,9 @@ class HardMaze:
             ``benchmarks/ae_render_radius.py``; TAXONS then reaches 38-45% of NS's coverage at
             100k evaluations); from 90 on it reconstructs the robot (see
             docs/algorithms/taxons.md). Only renders change, not the physics.
+        sensor_encoding: ``"authors"`` (default): lasers that hit nothing report the range 100,
+            bumpers 1.0 / 0.0, as the authors' wrapper; ``"legacy"``: -1 for no hit, bumpers
+            1 / -1 (this package before issue 17). Only observations change.
     """
 
     image_y_down = True  # world y grows downward, as in the bitmap
@@ -112,7 +122,13 @@ class HardMaze:
         max_speed: float = 4.0,
         bitmap: np.ndarray | None = None,
         render_radius: float = 90.0,
+        sensor_encoding: str = "authors",
     ) -> None:
+        if sensor_encoding not in SENSOR_ENCODINGS:
+            raise ValueError(
+                f"sensor_encoding must be one of {SENSOR_ENCODINGS}, got {sensor_encoding!r}"
+            )
+        self.sensor_encoding = sensor_encoding
         if episode_length <= 0:
             raise ValueError(f"episode_length must be > 0, got {episode_length}")
         self.obstacles = default_bitmap() if bitmap is None else np.asarray(bitmap, dtype=bool)
@@ -141,6 +157,7 @@ class HardMaze:
                 "action_scale": self.action_scale,
                 "render_radius": self.render_radius,
                 "max_speed": self.max_speed,
+                "sensor_encoding": self.sensor_encoding,
             },
         )
         radius_px = int(math.floor(ROBOT_RADIUS * self.scale + 0.5))
@@ -329,7 +346,8 @@ class HardMaze:
         return torch.where(hits, c["1"], c["-1"])
 
     def lasers(self, state: MazeState) -> torch.Tensor:
-        """Laser distances ``[B, 3]``: distance to the reported hit pixel, -1 when none."""
+        """Raw laser distances ``[B, 3]``: distance to the reported hit pixel, -1 when none
+        (:meth:`observe` encodes them as ``sensor_encoding`` says)."""
         tables = self._tables(state.pos.device)
         c = tables["const"]
         angles = state.theta[:, None, None] + tables["laser_phase"]  # [B, 3, 2]: cos, sin
@@ -343,8 +361,15 @@ class HardMaze:
         return torch.where(hit[..., 0] < c["0"], c["-1"], dist)
 
     def observe(self, state: MazeState) -> torch.Tensor:
-        """``[B, 5]``: 3 lasers, then left and right bumpers as 1 / -1."""
-        return torch.cat([self.lasers(state), state.bumpers], 1)
+        """``[B, 5]``: 3 lasers, then the left and right bumpers. ``"authors"`` encoding: laser
+        distances clipped to [0, 100], 100 when nothing is hit, bumpers 1.0 / 0.0;
+        ``"legacy"``: -1 when nothing is hit, bumpers 1 / -1."""
+        lasers = self.lasers(state)
+        if self.sensor_encoding == "legacy":
+            return torch.cat([lasers, state.bumpers], 1)
+        c = self._tables(state.pos.device)["const"]
+        lasers = torch.where(lasers < c["0"], c["laser_range"], lasers.clamp(max=LASER_RANGE))
+        return torch.cat([lasers, (state.bumpers > c["0"]).float()], 1)
 
     def _goal_distances(self, state: MazeState) -> torch.Tensor:
         goals = torch.tensor(GOALS, dtype=torch.float32, device=state.pos.device)

@@ -1,48 +1,56 @@
-"""Redundant arm (SERENE, STAX; after Loviken's planar arm): a 20-joint arm in the unit square.
+"""Redundant arm (SERENE, STAX; Loviken's planar arm): a 20-joint arm in the unit square.
 
-The original package (``gym_redarm``) is not available, so the details below are our choices,
-kept close to what the papers describe and tested in ``tests/test_redundant_arm.py``:
+Rebuilt from the authors' environment (``gym_redarm``, class ``ArmEnv`` in GPaolo/SERENE,
+``environments/assets/gym_redarm/envs/arm_env.py``; issue 17). Facts taken from it, tested
+against a scalar transcription of its rules in ``tests/test_redundant_arm.py``:
 
 * Kinematics: 20 links of length 0.05 (total length 1), base at (0.5, 0.5). Joint ``i`` is the
-  angle of link ``i`` relative to link ``i - 1`` (joint 0: absolute angle of link 0, 0 = +x,
-  counter-clockwise positive); the joint points are the cumulative sums of the links.
-* Initial posture, a compact spiral around the base: joint 0 = 0 and joint ``i`` =
-  ``SPIRAL / sqrt(i)`` for ``i >= 1`` with ``SPIRAL = 1.5`` rad (curvature decreasing along the
-  arm: 1.76 turns, every joint point within 0.147 of the base, links ``i`` and ``j >= i + 3``
-  at least 0.058 apart; the end effector starts at about (0.372, 0.472)).
-* Walls: four bars 0.2 long in a cross around the base, from 0.25 to 0.45 away from it on the
-  lines x = 0.5 and y = 0.5 (``WALLS``). They leave a gap of radius 0.25 around the base (the
-  spiral clears them by 0.1) and gaps of 0.05 along the border, so they partially separate
-  the four quadrants; no goal is behind a closed wall.
-* Dynamics: the 20 actions, clipped to [-1, 1], are joint accelerations scaled by
-  ``acceleration`` (``ACCELERATION = 0.5`` rad/s^2). A step lasts ``DT = 0.01`` s and is split
-  into ``substeps`` (2) of semi-implicit Euler (speed, then angle). Joint angles are kept in
-  [-pi, pi] (a joint reaching the limit stops there). A joint held at full acceleration turns
-  by 1.56 rad over the horizon, and the twenty joints add up: a cross-entropy search over
-  5-piece open-loop controls reaches every goal without an illegal move (within 0.005 of the
-  centres), while random SERENE controllers move the end effector over ~440 of the 2500 cells
-  (a larger scale kills almost every random controller early; 0.25 also reaches the goals).
-* Illegal moves stop the episode: after each step the new pose is checked; if the end effector
-  moved faster than ``max_tip_speed`` (``MAX_TIP_SPEED = 1`` unit/s, i.e. 0.01 = a fifth of a
-  link per step), a joint point left the unit square, a link crosses a wall bar, or two
-  non-adjacent links cross (self-collision), the move is not applied: the row keeps its last
-  legal state (angles and speeds) for the rest of the episode and ``done`` is true for it.
-  Crossings are proper crossings of zero-thickness segments: touching or collinear segments do
-  not count, nor crossings by less than about 1e-6 (``EPS``, so that rounding never decides).
-  Legality is checked on the pose at the end of each step (a step is one move), so a fast link
-  may in principle pass a wall end between two checks.
-* Horizon: ``episode_length`` 250 steps (2.5 s). The authors' evaluator cut episodes at 100
-  steps while the original env only rewards at 250; with 100 steps the same search does not
-  reach the two far goals, so we use 250, where the reward exists and every goal is reachable.
-* Reward: given once, at ``t >= episode_length``: ``(r - d) / r`` of the end effector for the
-  goal it lies in (goals (0.25, 0.25), (0.85, 0.85), (0.25, 0.90), radius 0.05), 0 elsewhere
-  and before the horizon. Rows that stopped early keep their frozen pose and are rewarded on
-  it at the horizon, like the others.
+  angle of link ``i`` relative to link ``i - 1``; link 0's direction is ``pi/2 + joint 0``
+  (joint 0 = 0 points up, +y), counter-clockwise positive. The 21 joint points are the base and
+  the cumulative sums of the links; the last one is the end effector.
+* Start posture: joint angles ``linspace(4 pi/20, pi/20, 20)`` (a spiral turning 2.5 pi), at
+  rest; the end effector starts at (0.30647, 0.69174).
+* Walls (the original's ``wall_setting = 8``, the "cross"): four 0.02 x 0.2 rectangles touching
+  the border at the middle of each side, ``WALLS`` as (x, y, width, height).
+* Dynamics: the 20 actions are joint accelerations (rad/s^2, clipped to [-1, 1]). A step is
+  ``substeps`` (2) updates of ``DT = 0.01`` s each: ``angle' = a/2 dt^2 + speed dt + angle``,
+  then ``speed' = speed + a dt/2`` (the original computes ``(angle' - angle)/dt``, the same
+  value in exact arithmetic; written this way float32 does not lose the speed to
+  cancellation). No angle clamp.
+* Legality, checked before each update is applied; an illegal update is rejected (the arm
+  keeps the pose and speeds of its last legal update, so a step whose second update is illegal
+  keeps its first) and the episode ends (``done``; the row stays frozen afterwards). An update
+  is illegal when
+  - ``|tip' - tip| / substeps + speed[19] > max_update_speed`` (1): the original's "too fast"
+    rule, the end effector's displacement plus the last joint's signed speed *before* the
+    update (so in practice it caps the last joint's speed near 1 rad/s);
+  - a joint point (the base included) has x or y outside [0, 1);
+  - a joint point lies strictly inside a wall rectangle (only the points are tested: a link
+    may cut a wall corner between two points, as in the original);
+  - two joint points are closer than ``0.95 * 0.05`` in L1 distance (the original sorts the
+    points by x and stops scanning at an x gap above the threshold, which finds exactly the
+    pairs below it; consecutive points are 0.05 apart and never count).
+* Horizon: ``episode_length`` 250 steps, the original's ``max_Steps``. The authors' evaluators
+  stopped the loop earlier: STAX after 100 steps, SERENE after 101 (its loop steps once more
+  before testing ``t >= max_steps = 100``). ``evaluator_cut=100`` reproduces STAX's run: the
+  episode is then 100 steps long and, as there, only rows that ended early on an illegal move
+  are rewarded (the env gives its reward when it is done, which a row still moving at the cut
+  never is).
+* Reward, at the end of the episode (``t >= spec.episode_length``): ``(r - d) / r`` of the end
+  effector for the goal it lies in (goals (0.25, 0.25), (0.85, 0.85), (0.25, 0.90), radius
+  0.05), 0 elsewhere. A row that stopped early is rewarded on its frozen pose (the original
+  rewards it at the stopping step, the same number, given once either way).
 
-Observation (20): joint angles / pi, in [-1, 1]. Descriptor: end effector (x, y), bounds
-[0, 1]^2, 50 x 50 grid. ``reward_area``: index of the goal containing the end effector, -1 if
-none. Everything is batched over the population, with no Python loop over individuals, and
-batch-invariant on the CPU (no op whose rounding depends on the batch size).
+Observation (20): joint angles / pi (the original's ``2 q - 1``), not clipped: a joint turned
+past +-pi reports a value beyond +-1, as in the original. Descriptor: end effector (x, y),
+bounds [0, 1]^2, 50 x 50 grid. ``reward_area``: index of the goal containing the end effector,
+-1 if none. Everything is batched over the population (a loop over the 2 updates only) and
+batch-invariant on the CPU (elementwise ops and a cumulative sum along the joints).
+
+Differences from the original: float32 instead of float64 (positions agree to ~1e-6); actions
+are clipped to [-1, 1] (the original applies any value, its controllers output (-1, 1));
+``reward_area`` uses ``d < r`` (the original ``d <= r``, which only differs on the circle,
+where the reward is 0).
 """
 
 from __future__ import annotations
@@ -58,19 +66,20 @@ from envs.base import EnvSpec, goal_area, goal_reward
 N_JOINTS = 20
 LINK = 0.05
 BASE = (0.5, 0.5)
-SPIRAL = 1.5
-WALLS = (
-    ((0.5, 0.75), (0.5, 0.95)),  # north
-    ((0.5, 0.05), (0.5, 0.25)),  # south
-    ((0.05, 0.5), (0.25, 0.5)),  # west
-    ((0.75, 0.5), (0.95, 0.5)),  # east
+START_HEADING = math.pi / 2  # direction of link 0 when joint 0 is 0
+WALLS = (  # (x, y, width, height): the original's wall_setting 8, "cross"
+    (0.49, 0.0, 0.02, 0.2),  # south
+    (0.49, 0.8, 0.02, 0.2),  # north
+    (0.0, 0.49, 0.2, 0.02),  # west
+    (0.8, 0.49, 0.2, 0.02),  # east
 )
 GOALS = ((0.25, 0.25, 0.05), (0.85, 0.85, 0.05), (0.25, 0.90, 0.05))
 DT = 0.01
-ACCELERATION = 0.5
-MAX_TIP_SPEED = 1.0
+SUBSTEPS = 2
+MAX_UPDATE_SPEED = 1.0
+SELF_DISTANCE = 0.95 * LINK  # L1 distance below which two joint points collide
 EPISODE_LENGTH = 250
-EPS = 1e-14  # side products above -EPS are rounding noise (sides are ~ link x distance)
+STAX_CUT = 100  # the STAX evaluator's loop length (SERENE's ran 101 steps)
 
 ARM_COLOUR = (40, 60, 200)
 TIP_COLOUR = (220, 30, 30)
@@ -78,15 +87,10 @@ WALL_GREY = 60
 FLOOR_GREY = 225
 
 
-def spiral_joints() -> list[float]:
-    """The initial posture: joint 0 = 0, joint i = SPIRAL / sqrt(i)."""
-    return [0.0] + [SPIRAL / math.sqrt(i) for i in range(1, N_JOINTS)]
-
-
-def _pairs() -> tuple[torch.Tensor, torch.Tensor]:
-    """Links ``(i, j)`` with ``j >= i + 2`` (the non-adjacent pairs), as two index tensors."""
-    i, j = torch.triu_indices(N_JOINTS, N_JOINTS, offset=2)
-    return i, j
+def start_joints() -> list[float]:
+    """The start posture: ``linspace(4 pi/20, pi/20, 20)``."""
+    first, last = 4 * math.pi / N_JOINTS, math.pi / N_JOINTS
+    return [first + (last - first) * i / (N_JOINTS - 1) for i in range(N_JOINTS)]
 
 
 @dataclass
@@ -94,10 +98,10 @@ class ArmState:
     """Batched state.
 
     Attributes:
-        joints: ``[B, 20]`` joint angles in [-pi, pi].
+        joints: ``[B, 20]`` relative joint angles (rad, not wrapped).
         speeds: ``[B, 20]`` joint speeds (rad/s).
         tip: ``[B, 2]`` end effector position.
-        stopped: ``[B]`` bool, an illegal move ended the episode (the state is frozen).
+        stopped: ``[B]`` bool, an illegal update ended the episode (the state is frozen).
         t: 0-dim int64 step counter (shared by the batch).
     """
 
@@ -112,32 +116,39 @@ class RedundantArm:
     """Batched redundant arm (see the module docstring).
 
     Args:
-        episode_length: steps per episode (250).
-        substeps: integration sub-steps per step of ``DT`` seconds.
-        acceleration: joint acceleration (rad/s^2) of an action of 1.
-        max_tip_speed: end-effector speed (units/s) above which a move is illegal.
+        episode_length: the env's own horizon, where it ends and rewards every episode (250).
+        evaluator_cut: stop the episodes after this many steps, before the horizon, rewarding
+            only rows that already ended on an illegal move (``STAX_CUT = 100``: STAX's
+            evaluator); ``None``: run to ``episode_length``.
+        substeps: updates of ``DT`` seconds per step (the original's ``update_steps``, 2; it
+            also divides the end-effector displacement in the speed rule).
+        max_update_speed: the speed rule's threshold (the original's ``max_update_speed``, 1).
     """
 
     def __init__(
         self,
         *,
         episode_length: int = EPISODE_LENGTH,
-        substeps: int = 2,
-        acceleration: float = ACCELERATION,
-        max_tip_speed: float = MAX_TIP_SPEED,
+        evaluator_cut: int | None = None,
+        substeps: int = SUBSTEPS,
+        max_update_speed: float = MAX_UPDATE_SPEED,
     ) -> None:
         if episode_length <= 0 or substeps <= 0:
             raise ValueError("episode_length and substeps must be > 0")
-        if acceleration <= 0 or max_tip_speed <= 0:
-            raise ValueError("acceleration and max_tip_speed must be > 0")
+        if evaluator_cut is not None and evaluator_cut <= 0:
+            raise ValueError("evaluator_cut must be > 0 (or None)")
+        if max_update_speed <= 0:
+            raise ValueError("max_update_speed must be > 0")
+        self.max_steps = int(episode_length)
+        self.evaluator_cut = None if evaluator_cut is None else int(evaluator_cut)
         self.substeps = int(substeps)
-        self.acceleration = float(acceleration)
-        self.max_tip_speed = float(max_tip_speed)
+        self.max_update_speed = float(max_update_speed)
+        length = self.max_steps if evaluator_cut is None else min(self.max_steps, evaluator_cut)
         self.spec = EnvSpec(
             name="redundant-arm",
             obs_size=N_JOINTS,
             action_size=N_JOINTS,
-            episode_length=int(episode_length),
+            episode_length=length,
             descriptor_size=2,
             descriptor_low=(0.0, 0.0),
             descriptor_high=(1.0, 1.0),
@@ -146,10 +157,10 @@ class RedundantArm:
             final_reward_only=True,
             can_terminate=True,
             options={
-                "episode_length": int(episode_length),
+                "episode_length": self.max_steps,
+                "evaluator_cut": self.evaluator_cut,
                 "substeps": self.substeps,
-                "acceleration": self.acceleration,
-                "max_tip_speed": self.max_tip_speed,
+                "max_update_speed": self.max_update_speed,
             },
         )
         self._device_tables: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -161,43 +172,43 @@ class RedundantArm:
         device = torch.device(device)
         if device not in self._device_tables:
             one = lambda v: torch.full((1,), v, dtype=torch.float32, device=device)  # noqa: E731
-            h = DT / self.substeps
-            max_step = self.max_tip_speed * DT
-            tables = {
+            walls = torch.tensor(WALLS, dtype=torch.float32, device=device)
+            i, j = torch.triu_indices(N_JOINTS + 1, N_JOINTS + 1, offset=1)
+            self._device_tables[device] = {
                 "0": one(0.0),
                 "1": one(1.0),
                 "-1": one(-1.0),
-                "pi": one(math.pi),
-                "-pi": one(-math.pi),
                 "1/pi": one(1.0 / math.pi),
                 "link": one(LINK),
+                "heading": one(START_HEADING),
                 "phase": torch.tensor([[0.0], [math.pi / 2]], device=device),
-                "h": one(h),
-                "h*acc": one(h * self.acceleration),
-                "max_step^2": one(max_step * max_step),
-                "-eps": one(-EPS),
+                "dt": one(DT),
+                "dt/2": one(DT / 2),
+                "dt^2/2": one(DT * DT / 2),
+                "1/substeps": one(1.0 / self.substeps),
+                "max_speed": one(self.max_update_speed),
+                "self_distance": one(SELF_DISTANCE),
                 "1_long": torch.ones((), dtype=torch.int64, device=device),
                 "horizon": torch.tensor(self.spec.episode_length, device=device),
+                "max_steps": torch.tensor(self.max_steps, device=device),
                 "base": torch.tensor(BASE, dtype=torch.float32, device=device),
-                "walls": torch.tensor(WALLS, dtype=torch.float32, device=device),  # [W, 2, 2]
+                # wall rectangles as [4] tensors of x0, x1, y0, y1
+                "wx0": walls[:, 0],
+                "wx1": walls[:, 0] + walls[:, 2],
+                "wy0": walls[:, 1],
+                "wy1": walls[:, 1] + walls[:, 3],
                 "goals": torch.tensor(GOALS, dtype=torch.float32, device=device),
-                "spiral": torch.tensor(spiral_joints(), dtype=torch.float32, device=device),
+                "start": torch.tensor(start_joints(), dtype=torch.float32, device=device),
+                "pair_i": i.to(device),
+                "pair_j": j.to(device),
             }
-            i, j = _pairs()
-            n = N_JOINTS
-            # flat indices into the [21, 20] table cross(link j, point k - start of link j)
-            tables["pair_a"] = (i * n + j).to(device)  # start of link i vs link j
-            tables["pair_b"] = ((i + 1) * n + j).to(device)  # end of link i vs link j
-            tables["pair_c"] = (j * n + i).to(device)  # start of link j vs link i
-            tables["pair_d"] = ((j + 1) * n + i).to(device)  # end of link j vs link i
-            self._device_tables[device] = tables
         return self._device_tables[device]
 
     # -- kinematics ----------------------------------------------------------------------------
     def _xy(self, joints: torch.Tensor) -> torch.Tensor:
         """Joint points as ``[B, 2, 21]`` (x row, y row): the base, then the end of every link."""
         c = self._tables(joints.device)
-        angles = torch.cumsum(joints, 1)
+        angles = torch.cumsum(joints, 1) + c["heading"]
         # cos(a - pi/2) = sin(a): one call gives both components of every link
         links = torch.cos(angles[:, None, :] - c["phase"]) * c["link"]  # [B, 2, 20]
         start = c["base"][:, None].expand(joints.shape[0], 2, 1)
@@ -208,49 +219,32 @@ class RedundantArm:
         the end effector)."""
         return self._xy(joints).transpose(1, 2)
 
-    def violations(self, points: torch.Tensor, previous_tip: torch.Tensor) -> torch.Tensor:
-        """Which rules the pose ``points [B, 21, 2]`` breaks, ``[B, 4]`` bool (see
-        :meth:`_violations`)."""
-        return self._violations(points.transpose(1, 2), previous_tip)
+    def violations(
+        self, points: torch.Tensor, previous_tip: torch.Tensor, last_speed: torch.Tensor
+    ) -> torch.Tensor:
+        """Which rules the update to ``points [B, 21, 2]`` breaks, ``[B, 4]`` bool: too fast,
+        outside the arena, in a wall, self-collision (see :meth:`_violations`)."""
+        return self._violations(points.transpose(1, 2), previous_tip, last_speed)
 
-    def _violations(self, xy: torch.Tensor, previous_tip: torch.Tensor) -> torch.Tensor:
-        """Rules broken by the pose ``xy [B, 2, 21]``, ``[B, 4]`` bool: end effector too fast
-        (moved more than ``max_tip_speed * DT`` from ``previous_tip``), a joint point out of the
-        unit square, a link crossing a wall bar, two non-adjacent links crossing.
-
-        Segments cross when each one's end points lie strictly on both sides of the other's
-        line; the products of the two sides must be below ``-EPS`` (a few rounding errors), so
-        collinear or touching segments never count, whatever their rounding.
-        """
+    def _violations(
+        self, xy: torch.Tensor, previous_tip: torch.Tensor, last_speed: torch.Tensor
+    ) -> torch.Tensor:
+        """Rules broken by the update to the pose ``xy [B, 2, 21]`` from a pose whose end
+        effector is ``previous_tip [B, 2]`` and whose last joint turns at ``last_speed [B]``."""
         c = self._tables(xy.device)
-        batch = xy.shape[0]
-        px, py = xy[:, 0], xy[:, 1]  # [B, 21], rows contiguous
+        px, py = xy[:, 0], xy[:, 1]  # [B, 21]
         mx, my = px[:, -1] - previous_tip[:, 0], py[:, -1] - previous_tip[:, 1]
-        too_fast = mx * mx + my * my > c["max_step^2"]
-        outside = ((xy < c["0"]) | (xy > c["1"])).flatten(1).any(1)
-
-        ex, ey = px[:, 1:] - px[:, :-1], py[:, 1:] - py[:, :-1]  # [B, 20] link vectors
-        # walls: side of every joint point w.r.t. every bar, and of both bar ends w.r.t. links
-        walls = c["walls"]
-        w0x, w0y, w1x, w1y = walls[:, 0, 0], walls[:, 0, 1], walls[:, 1, 0], walls[:, 1, 1]
-        side = (w1x - w0x) * (py[..., None] - w0y) - (w1y - w0y) * (px[..., None] - w0x)
-        links_straddle = side[:, :-1] * side[:, 1:] < c["-eps"]  # [B, 20, W]
-        sx, sy = px[:, :-1, None], py[:, :-1, None]
-        exw, eyw = ex[..., None], ey[..., None]
-        end0 = exw * (w0y - sy) - eyw * (w0x - sx)
-        end1 = exw * (w1y - sy) - eyw * (w1x - sx)
-        wall = (links_straddle & (end0 * end1 < c["-eps"])).flatten(1).any(1)
-
-        # self-collision: cross(link j, point k - start of link j) for every point k, link j,
-        # as cross(link j, point k) - cross(link j, start of link j) (one op fewer on [B, 21, 20])
-        side = ex[:, None, :] * py[:, :, None] - ey[:, None, :] * px[:, :, None]
-        own = ex * py[:, :-1] - ey * px[:, :-1]  # [B, 20]
-        side = (side - own[:, None, :]).reshape(batch, -1)
-        d1 = side.index_select(1, c["pair_a"])
-        d2 = side.index_select(1, c["pair_b"])
-        d3 = side.index_select(1, c["pair_c"])
-        d4 = side.index_select(1, c["pair_d"])
-        crossing = ((d1 * d2 < c["-eps"]) & (d3 * d4 < c["-eps"])).any(1)
+        moved = torch.sqrt(mx * mx + my * my)
+        too_fast = moved * c["1/substeps"] + last_speed > c["max_speed"]
+        outside = ((xy < c["0"]) | (xy >= c["1"])).flatten(1).any(1)
+        in_x = (px[..., None] > c["wx0"]) & (px[..., None] < c["wx1"])  # [B, 21, 4]
+        in_y = (py[..., None] > c["wy0"]) & (py[..., None] < c["wy1"])
+        wall = (in_x & in_y).flatten(1).any(1)
+        i, j = c["pair_i"], c["pair_j"]
+        l1 = (px.index_select(1, i) - px.index_select(1, j)).abs() + (
+            py.index_select(1, i) - py.index_select(1, j)
+        ).abs()
+        crossing = (l1 < c["self_distance"]).any(1)
         return torch.stack([too_fast, outside, wall, crossing], 1)
 
     # -- protocol ------------------------------------------------------------------------------
@@ -269,35 +263,35 @@ class RedundantArm:
         )
 
     def reset(self, batch_size: int, *, device="cpu", generator=None) -> ArmState:
-        """Every arm at rest in the spiral posture (the env is deterministic)."""
-        spiral = self._tables(torch.device(device))["spiral"]
-        return self.make_state(spiral.expand(batch_size, N_JOINTS).clone())
+        """Every arm at rest in the start spiral (the env is deterministic)."""
+        start = self._tables(torch.device(device))["start"]
+        return self.make_state(start.expand(batch_size, N_JOINTS).clone())
 
     def step(self, state: ArmState, actions: torch.Tensor) -> ArmState:
-        """Integrate the accelerations; illegal moves and finished rows keep the old state."""
+        """``substeps`` updates; an illegal update is rejected and stops the row, finished rows
+        keep their state."""
         c = self._tables(state.joints.device)
-        acc = torch.clamp(actions, c["-1"], c["1"]) * c["h*acc"]  # speed change per sub-step
-        joints, speeds = state.joints, state.speeds
+        acc = torch.clamp(actions, c["-1"], c["1"])
+        shift = acc * c["dt^2/2"]  # angle change of the acceleration over one update
+        kick = acc * c["dt/2"]  # speed change per update
+        joints, speeds, tip, stopped = state.joints, state.speeds, state.tip, state.stopped
+        alive = ~stopped & (state.t < c["horizon"])
         for _ in range(self.substeps):
-            speeds = speeds + acc
-            wanted = joints + speeds * c["h"]
-            joints = torch.clamp(wanted, c["-pi"], c["pi"])
-            speeds = torch.where(joints == wanted, speeds, c["0"])  # stopped at the limit
-        xy = self._xy(joints)
-        illegal = self._violations(xy, state.tip).any(1)
-        running = ~state.stopped & (state.t < c["horizon"])
-        move = running & ~illegal
-        keep = move[:, None]
+            wanted = shift + speeds * c["dt"] + joints  # the original's order of the terms
+            xy = self._xy(wanted)
+            illegal = self._violations(xy, tip, speeds[:, -1]).any(1)
+            stopped = stopped | (alive & illegal)
+            alive = alive & ~illegal
+            keep = alive[:, None]
+            joints = torch.where(keep, wanted, joints)
+            speeds = torch.where(keep, speeds + kick, speeds)
+            tip = torch.where(keep, xy[:, :, -1], tip)
         return ArmState(
-            joints=torch.where(keep, joints, state.joints),
-            speeds=torch.where(keep, speeds, state.speeds),
-            tip=torch.where(keep, xy[:, :, -1], state.tip),
-            stopped=state.stopped | (running & illegal),
-            t=state.t + c["1_long"],
+            joints=joints, speeds=speeds, tip=tip, stopped=stopped, t=state.t + c["1_long"]
         )
 
     def observe(self, state: ArmState) -> torch.Tensor:
-        """Joint angles / pi, ``[B, 20]`` in [-1, 1]."""
+        """Joint angles / pi, ``[B, 20]`` (not clipped)."""
         return state.joints * self._tables(state.joints.device)["1/pi"]
 
     def _goal_distances(self, state: ArmState) -> tuple[torch.Tensor, torch.Tensor]:
@@ -306,10 +300,13 @@ class RedundantArm:
         return torch.hypot(delta[..., 0], delta[..., 1]), goals[:, 2]
 
     def reward(self, state: ArmState) -> torch.Tensor:
-        """(r - d) / r of the end effector inside a goal, 0 elsewhere; only at the horizon
+        """(r - d) / r of the end effector inside a goal, 0 elsewhere; only at the end of the
+        episode, and with ``evaluator_cut`` only for rows that stopped on an illegal update
         (rows that stopped early are rewarded on their frozen pose)."""
+        c = self._tables(state.tip.device)
         dist, radius = self._goal_distances(state)
-        return goal_reward(dist, radius, state.t >= self.spec.episode_length)
+        ended = state.stopped | (state.t >= c["max_steps"])  # the env's own done
+        return goal_reward(dist, radius, (state.t >= c["horizon"]) & ended)
 
     def reward_area(self, state: ArmState) -> torch.Tensor:
         """Index of the goal containing the end effector (-1 outside every goal)."""
@@ -320,7 +317,7 @@ class RedundantArm:
         return state.tip.clone()
 
     def done(self, state: ArmState) -> torch.Tensor:
-        """Stopped by an illegal move, or at the horizon."""
+        """Stopped by an illegal update, or at the end of the episode."""
         return state.stopped | (state.t >= self.spec.episode_length)
 
     def goal_circles(self) -> list[tuple[float, float, float]]:
@@ -329,14 +326,14 @@ class RedundantArm:
 
     @staticmethod
     def _wall_mask(size: int, device=None) -> torch.Tensor:
-        """``[size, size]`` bool, pixels within about a pixel of a wall bar; row 0 is y = 0."""
+        """``[size, size]`` bool, pixels overlapping a wall rectangle; row 0 is y = 0."""
         centres = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) / size
         gx, gy = centres[None, :], centres[:, None]
         mask = torch.zeros(size, size, dtype=torch.bool, device=device)
-        half = max(0.006, 0.75 / size)
-        for (x0, y0), (x1, y1) in WALLS:
-            inside_x = (gx >= min(x0, x1) - half) & (gx <= max(x0, x1) + half)
-            inside_y = (gy >= min(y0, y1) - half) & (gy <= max(y0, y1) + half)
+        half = 0.5 / size
+        for x, y, w, h in WALLS:
+            inside_x = (gx > x - half) & (gx < x + w + half)
+            inside_y = (gy > y - half) & (gy < y + h + half)
             mask |= inside_x & inside_y
         return mask
 

@@ -85,12 +85,49 @@ def test_laser_facing_wall(walled):
     assert front == pytest.approx(30.0, abs=1e-4)  # wall pixel 110 -> x = 330
     assert obs[0, 0].item() == pytest.approx(30 * math.sqrt(2), abs=1e-3)
     assert obs[0, 2].item() == pytest.approx(30 * math.sqrt(2), abs=1e-3)
-    assert obs[0, 3].item() == -1.0 and obs[0, 4].item() == -1.0
+    assert obs[0, 3].item() == 0.0 and obs[0, 4].item() == 0.0  # bumpers off: 0.0 (authors')
 
 
 def test_laser_no_wall_in_range(walled):
+    # the authors' wrapper reports the maximum range (100) for a laser that hits nothing
     obs = walled.observe(pose(walled, [200.0], [300.0], [0.0]))
-    assert obs[0, 1].item() == -1.0  # wall 130 units away, range 100
+    assert obs[0, 1].item() == 100.0  # wall 130 units away, range 100
+    assert walled.lasers(pose(walled, [200.0], [300.0], [0.0]))[0, 1].item() == -1.0  # raw
+    # 95 units away: a hit, reported as its distance
+    assert walled.observe(pose(walled, [235.0], [300.0], [0.0]))[0, 1].item() == pytest.approx(
+        95.0, abs=1e-4
+    )
+
+
+def _bumped(env, theta):
+    """Drive towards the wall at x = 330 until a bumper is set; the state."""
+    s = pose(env, [300.0], [300.0], [theta])
+    for _ in range(40):
+        s = env.step(s, torch.tensor([[1.9, 2.0]]))
+        if s.bumper_left.item() or s.bumper_right.item():
+            return s
+    raise AssertionError("never touched the wall")
+
+
+@pytest.mark.parametrize("theta, touching", [(-0.3, [0.0, 1.0]), (0.3, [1.0, 0.0])])
+def test_sensor_encodings(walled, theta, touching):
+    from conftest import open_bitmap
+
+    legacy = HardMaze(bitmap=open_bitmap(110), sensor_encoding="legacy")
+    assert walled.spec.options["sensor_encoding"] == "authors"
+    assert legacy.spec.options["sensor_encoding"] == "legacy"
+    s = _bumped(walled, theta)
+    obs = walled.observe(s)
+    assert obs[0, 3:].tolist() == touching  # bumpers as 1.0 / 0.0 floats
+    assert obs.dtype == torch.float32
+    old = legacy.observe(s)
+    assert old[0, 3:].tolist() == [1.0 if b else -1.0 for b in touching]
+    assert torch.equal(old[:, :3], obs[:, :3])  # every laser hits the wall here
+    far = pose(walled, [200.0], [300.0], [0.0])
+    assert legacy.observe(far)[0].tolist() == [-1.0, -1.0, -1.0, -1.0, -1.0]
+    assert walled.observe(far)[0].tolist() == [100.0, 100.0, 100.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="sensor_encoding"):
+        HardMaze(sensor_encoding="raw")
 
 
 def test_laser_table_equals_plain_walk(maze):

@@ -20,7 +20,9 @@ def test_pareto_front():
     assert sorted(pareto_front(points).tolist()) == [0, 1, 2, 4]
 
 
-def _loop(budget, seed=0, **options):
+def _loop(budget, seed=1, **options):
+    # seed 1: random Curling policies find a reward within the first chunk (with the issue-17
+    # geometry seed 0's do not, and the tests below need exploitation to start)
     env = envs.make("curling")
     policy = SereneMLP((6, 5, 5, 5, 2))
     serene = Serene(
