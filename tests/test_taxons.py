@@ -191,23 +191,22 @@ def test_stax_reembeds_everything_and_keeps_counts(tmp_path):
         run.step()
     assert algo.emitters and len(algo.reward_archive), "test setup: emitters should exist"
     counts = {name: len(a) for name, a in algo.archives.items()}
-    ancestor = algo.emitters[0].ancestor["measures"].clone()
+    assert counts["ancestors"] == len(algo.emitters)
+    ancestors_before = algo.ancestors.descriptors.clone()
     reward_before = algo.reward_archive.descriptors.clone()
     info = algo.retrain()
     assert info["ae_epochs"] == 2 and info["reembed_time_s"] >= 0
     assert {name: len(a) for name, a in algo.archives.items()} == counts
     assert not torch.allclose(algo.reward_archive.descriptors, reward_before)
-    # every stored descriptor equals the AE's description of the stored frames
+    assert not torch.allclose(algo.ancestors.descriptors, ancestors_before)
+    # every stored descriptor (candidates, emitter ancestors and buffers included) equals the
+    # AE's description of the stored frames
+    assert {"candidates", "ancestors", "buffers"} <= set(algo.archives)
     for archive in algo.archives.values():
-        z, _ = algo.space.describe_frames(archive.field("frames"))
-        assert torch.allclose(archive.descriptors, z), archive.name
-    emitter = algo.emitters[0]
-    z, s = algo.space.describe_frames(emitter.ancestor["frames"][None])
-    assert torch.allclose(emitter.ancestor["measures"], z[0])
-    assert not torch.allclose(emitter.ancestor["measures"], ancestor)
-    if algo.candidates is not None:
-        z, _ = algo.space.describe_frames(algo.candidates["frames"])
-        assert torch.allclose(algo.candidates["measures"], z)
+        if len(archive):
+            z, s = algo.space.describe_frames(archive.field("frames"))
+            assert torch.allclose(archive.descriptors, z), archive.name
+            assert torch.allclose(archive.field("surprise"), s), archive.name
 
 
 def test_stax_variants_and_errors(tmp_path):
