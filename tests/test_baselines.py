@@ -11,17 +11,8 @@ from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
 from ribs.schedulers import Scheduler
 
 from qd.algorithms import lookup
-from qd.algorithms.baselines import (
-    CMAES,
-    CMAME,
-    CMAESConfig,
-    CMAMEConfig,
-    GridElites,
-    MapElites,
-    MEConfig,
-    RandomConfig,
-    RandomSearch,
-)
+from qd.algorithms.baselines import CMAME, CMAMEConfig, GridElites, MapElites, MEConfig
+from qd.algorithms.reward_search import CMAES, CMAESConfig, RandomConfig, RandomSearch
 from qd.archive import Archive
 from qd.cli import main
 from qd.evaluation import Outcomes

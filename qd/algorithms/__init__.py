@@ -10,20 +10,12 @@ themselves).
 from __future__ import annotations
 
 from qd.algorithms.base import Algorithm, Learner, Variant
-from qd.algorithms.baselines import (
-    CMAES,
-    CMAME,
-    CMAESConfig,
-    CMAMEConfig,
-    MapElites,
-    MEConfig,
-    RandomConfig,
-    RandomSearch,
-)
+from qd.algorithms.baselines import CMAME, CMAMEConfig, MapElites, MEConfig
 from qd.algorithms.dvd import DvDES, DvDESConfig
 from qd.algorithms.dvd_td3 import DvDTD3, DvDTD3Config
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.nslc import NSGA2, NSLC, NSGA2Config, NSLCConfig
+from qd.algorithms.reward_search import CMAES, CMAESConfig, RandomConfig, RandomSearch
 from qd.algorithms.serene import Serene, SereneConfig
 from qd.algorithms.stax import Stax, StaxConfig
 from qd.algorithms.taxons import Taxons, TaxonsConfig

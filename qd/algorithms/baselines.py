@@ -1,4 +1,5 @@
-"""Baselines for fair comparisons: MAP-Elites, CMA-ME, CMA-ES and random search.
+"""Baselines for fair comparisons: MAP-Elites, CMA-ME (here), CMA-ES and random search
+(:mod:`qd.algorithms.reward_search`).
 
 ``me`` and ``cma-me`` are pyribs itself (``ribs.archives.GridArchive``, ``GaussianEmitter`` /
 ``EvolutionStrategyEmitter``, ``ribs.schedulers.Scheduler``); ``cma-es`` drives pyribs's
@@ -34,7 +35,6 @@ import ribs
 import torch
 from ribs.archives import GridArchive
 from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
-from ribs.emitters.opt import CMAEvolutionStrategy
 from ribs.schedulers import Scheduler
 
 from qd.algorithms.base import Algorithm
@@ -49,7 +49,8 @@ _GRID_FIELDS = ("solution", "objective", "measures", "threshold", "reward_area")
 
 
 # -- configs ---------------------------------------------------------------------------------
-def _check_common(config) -> None:
+def check_common(config) -> None:
+    """Shared config checks: gene bounds and the ground-truth behaviour space."""
     if config.genome_low >= config.genome_high:
         raise ValueError(
             f"genome_low must be < genome_high, got {config.genome_low} >= {config.genome_high}"
@@ -61,7 +62,8 @@ def _check_common(config) -> None:
         )
 
 
-def _check_positive(config, *names: str) -> None:
+def check_positive(config, *names: str) -> None:
+    """Raise ValueError unless every field ``names`` of ``config`` is > 0."""
     for name in names:
         value = getattr(config, name)
         if value <= 0:
@@ -93,8 +95,8 @@ class MEConfig:
     space: str = "ground_truth"
 
     def __post_init__(self) -> None:
-        _check_positive(self, "batch_size", "num_emitters", "sigma", "init_std")
-        _check_common(self)
+        check_positive(self, "batch_size", "num_emitters", "sigma", "init_std")
+        check_common(self)
 
 
 @dataclass
@@ -125,7 +127,7 @@ class CMAMEConfig:
     space: str = "ground_truth"
 
     def __post_init__(self) -> None:
-        _check_positive(self, "num_emitters", "sigma0")
+        check_positive(self, "num_emitters", "sigma0")
         if self.batch_size < 2:
             raise ValueError(
                 f"batch_size must be >= 2 (CMA-ES needs parents), got {self.batch_size}"
@@ -138,59 +140,7 @@ class CMAMEConfig:
             raise ValueError(
                 f"restart_rule must be no_improvement or basic, got {self.restart_rule!r}"
             )
-        _check_common(self)
-
-
-@dataclass
-class CMAESConfig:
-    """CMA-ES on reward (pyribs's CMAEvolutionStrategy), restarted when it stops.
-
-    Attributes:
-        population: genomes per generation; 0 = CMA-ES's default ``4 + int(3 ln D)``.
-        sigma0: initial step size of every (re)start.
-        init_std: restarts begin at x0 ~ N(0, init_std^2) (clipped); the first start is x0 = 0.
-        genome_low: lower gene bound (pyribs resamples out-of-bounds genomes).
-        genome_high: upper gene bound.
-        space: behaviour space; must be ``ground_truth`` (used only for the passive grid).
-    """
-
-    population: int = 0
-    sigma0: float = 1.0
-    init_std: float = 1.0
-    genome_low: float = -5.0
-    genome_high: float = 5.0
-    space: str = "ground_truth"
-
-    def __post_init__(self) -> None:
-        if self.population != 0 and self.population < 2:
-            raise ValueError(
-                f"population must be 0 (default 4 + 3 ln D) or >= 2, got {self.population}"
-            )
-        _check_positive(self, "sigma0", "init_std")
-        _check_common(self)
-
-
-@dataclass
-class RandomConfig:
-    """Random search: every generation ``batch_size`` fresh genomes.
-
-    Attributes:
-        batch_size: genomes per generation.
-        init_std: genomes ~ N(0, init_std^2), clipped to the bounds (NS's initial population).
-        genome_low: lower gene bound.
-        genome_high: upper gene bound.
-        space: behaviour space; must be ``ground_truth`` (used only for the passive grid).
-    """
-
-    batch_size: int = 200
-    init_std: float = 1.0
-    genome_low: float = -5.0
-    genome_high: float = 5.0
-    space: str = "ground_truth"
-
-    def __post_init__(self) -> None:
-        _check_positive(self, "batch_size", "init_std")
-        _check_common(self)
+        check_common(self)
 
 
 # -- numpy state <-> tensors + JSON ----------------------------------------------------------
@@ -320,7 +270,8 @@ class GridElites:
         set_rng_state(grid._rng, meta["rng"])
 
 
-def _elites_archive(name: str, genome_size: int, env_spec: dict, device, seed: int) -> Archive:
+def elites_archive(name: str, genome_size: int, env_spec: dict, device, seed: int) -> Archive:
+    """An empty archive of elites over the env's ground truth (``elites``, ``best``)."""
     size = int(env_spec["descriptor_size"])
     return Archive(
         solution_dim=genome_size,
@@ -334,7 +285,8 @@ def _elites_archive(name: str, genome_size: int, env_spec: dict, device, seed: i
     )
 
 
-def _check_measures(measure_dim: int, env_spec: dict) -> None:
+def check_measures(measure_dim: int, env_spec: dict) -> None:
+    """The grid baselines search the ground truth: its size must match the measures."""
     if int(measure_dim) != int(env_spec["descriptor_size"]):
         raise ValueError(
             f"measure_dim {measure_dim} is not the env's descriptor size "
@@ -342,7 +294,9 @@ def _check_measures(measure_dim: int, env_spec: dict) -> None:
         )
 
 
-def _numpy(outcomes: Outcomes, descriptors: torch.Tensor | None = None):
+def outcome_arrays(outcomes: Outcomes, descriptors: torch.Tensor | None = None):
+    """(objective, measures, reward_area) of evaluated outcomes as numpy arrays (pyribs's
+    inputs); ``descriptors`` replace the ground truth as measures when given."""
     objective = outcomes.fitness.detach().cpu().double().numpy()
     measures = (outcomes.descriptor if descriptors is None else descriptors).detach().cpu()
     reward_area = outcomes.reward_area.detach().cpu().long().numpy()
@@ -366,7 +320,7 @@ class _RibsScheduled(Algorithm):
         device: str | torch.device = "cpu",
         seed: int = 0,
     ) -> None:
-        _check_measures(measure_dim, env_spec)
+        check_measures(measure_dim, env_spec)
         self.config = config
         self.genome_size = int(genome_size)
         self.device = torch.device(device)
@@ -375,7 +329,7 @@ class _RibsScheduled(Algorithm):
         self.grid = GridElites(solution_dim=genome_size, env_spec=env_spec, seed=archive_seed)
         self.emitters = self._make_emitters(init_seed, emitter_seed.spawn(config.num_emitters))
         self.scheduler = Scheduler(self.grid.archive, self.emitters)
-        self.elites = _elites_archive("elites", genome_size, env_spec, self.device, seed + 1)
+        self.elites = elites_archive("elites", genome_size, env_spec, self.device, seed + 1)
         self._asked: np.ndarray | None = None
         self._count = 0
 
@@ -402,7 +356,7 @@ class _RibsScheduled(Algorithm):
         """
         if self._asked is None or len(genomes) != self._count:
             raise RuntimeError("tell() must follow ask() with the genomes it returned")
-        objective, measures, reward_area = _numpy(outcomes, descriptors)
+        objective, measures, reward_area = outcome_arrays(outcomes, descriptors)
         n = len(objective)
         if n == len(self._asked):
             self.scheduler.tell(objective, measures, reward_area=reward_area)
@@ -528,191 +482,3 @@ class CMAME(_RibsScheduled):
         info = super().tell(genomes, outcomes, descriptors)
         info["restarts"] = sum(e.restarts for e in self.emitters)
         return info
-
-
-# -- CMA-ES and random search ----------------------------------------------------------------
-class _Recorded(Algorithm):
-    """A passive grid (``elites``) and the record of successive bests (``best``)."""
-
-    name = "recorded"
-    main_archive = "elites"
-
-    def _setup(self, genome_size, measure_dim, env_spec, device, seed, archive_seed) -> None:
-        _check_measures(measure_dim, env_spec)
-        self.genome_size = int(genome_size)
-        self.device = torch.device(device)
-        self.generation = 0
-        self.grid = GridElites(solution_dim=genome_size, env_spec=env_spec, seed=archive_seed)
-        self.elites = _elites_archive("elites", genome_size, env_spec, self.device, seed + 1)
-        self.best = _elites_archive("best", genome_size, env_spec, self.device, seed + 2)
-
-    @property
-    def archives(self) -> dict[str, Archive]:
-        return {"elites": self.elites, "best": self.best}
-
-    def _record(self, solutions: np.ndarray, outcomes: Outcomes) -> None:
-        objective, measures, reward_area = _numpy(outcomes)
-        self.grid.add(solutions, objective, measures, reward_area)
-        self.grid.export(self.elites)
-        top = int(np.argmax(objective))  # first of equal bests
-        if self.best.empty or objective[top] > float(self.best.objectives[-1]):
-            gt = outcomes.descriptor[top : top + 1].float()
-            self.best.add(
-                torch.from_numpy(solutions[top : top + 1]).float(),
-                outcomes.fitness[top : top + 1].float(),
-                gt,
-                novelty=torch.zeros(1),
-                ground_truth=gt,
-                reward_area=outcomes.reward_area[top : top + 1],
-            )
-
-    def _best_value(self) -> float | None:
-        return None if self.best.empty else float(self.best.objectives[-1])
-
-    def _load_archives(self, archives: dict[str, Archive]) -> None:
-        self.elites = archives["elites"]
-        self.best = archives["best"]
-
-
-class CMAES(_Recorded):
-    """Plain CMA-ES on reward (pyribs's CMAEvolutionStrategy), with restarts.
-
-    mu = population // 2 parents with log weights (CMA-ES's standard selection); when
-    ``check_stop`` fires (condition number, tiny step size, or all rewards of the generation
-    equal, which sparse rewards make common) it restarts from x0 ~ N(0, init_std^2) clipped.
-    Bounds are handled by pyribs's resampling.
-    """
-
-    name = "cma-es"
-
-    def __init__(
-        self,
-        config: CMAESConfig,
-        *,
-        genome_size: int,
-        measure_dim: int,
-        env_spec: dict,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-    ) -> None:
-        self.config = config
-        archive_seed, opt_seed, _ = np.random.SeedSequence(int(seed)).spawn(3)
-        self._setup(genome_size, measure_dim, env_spec, device, seed, archive_seed)
-        d = self.genome_size
-        self.opt = CMAEvolutionStrategy(
-            sigma0=config.sigma0,
-            solution_dim=d,
-            batch_size=config.population or None,
-            seed=opt_seed,
-            dtype=np.float64,
-            lower_bounds=np.full(d, config.genome_low),
-            upper_bounds=np.full(d, config.genome_high),
-        )
-        self.opt.reset(np.zeros(d))
-        self._generator = torch.Generator().manual_seed(int(seed))
-        self.restarts = 0
-        self._asked: np.ndarray | None = None
-        self._count = 0
-
-    def ask(self, max_count: int | None = None) -> torch.Tensor:
-        """One CMA-ES population, cut to ``max_count``."""
-        solutions = np.array(self.opt.ask(), dtype=np.float64)
-        count = len(solutions) if max_count is None else max(0, min(len(solutions), max_count))
-        self._asked, self._count = solutions, count
-        return torch.from_numpy(solutions[:count]).float().to(self.device)
-
-    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
-        """Record the genomes; a whole population also updates CMA-ES (a cut one does not)."""
-        if self._asked is None or len(genomes) != self._count:
-            raise RuntimeError("tell() must follow ask() with the genomes it returned")
-        solutions = self._asked[: len(genomes)]
-        self._record(solutions, outcomes)
-        if len(genomes) == len(self._asked):
-            fitness = outcomes.fitness.detach().cpu().double().numpy()
-            order = np.argsort(-fitness, kind="stable")
-            self.opt.tell(order, fitness, self.opt.batch_size // 2)
-            if self.opt.check_stop(fitness[order]):
-                cfg = self.config
-                x0 = torch.randn(self.genome_size, generator=self._generator) * cfg.init_std
-                self.opt.reset(x0.clamp_(cfg.genome_low, cfg.genome_high).double().numpy())
-                self.restarts += 1
-        self._asked = None
-        self.generation += 1
-        return {
-            "generation": self.generation,
-            "restarts": self.restarts,
-            "sigma": float(self.opt.sigma),
-            "best_objective": self._best_value(),
-        }
-
-    def state_dict(self) -> dict:
-        tensors: dict[str, torch.Tensor] = {"generator": self._generator.get_state()}
-        meta = {
-            "generation": self.generation,
-            "restarts": self.restarts,
-            "config": asdict(self.config),
-            "ribs_version": ribs.__version__,
-            "grid": self.grid.state("grid.", tensors),
-            "opt": cma_state(self.opt, "opt.", tensors),
-        }
-        return {"tensors": tensors, "meta": meta}
-
-    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
-        tensors, meta = state["tensors"], state["meta"]
-        self.grid.load("grid.", tensors, meta["grid"])
-        load_cma_state(self.opt, "opt.", tensors, meta["opt"])
-        self._generator.set_state(tensors["generator"])
-        self.generation = int(meta["generation"])
-        self.restarts = int(meta["restarts"])
-        self._load_archives(archives)
-        self._asked = None
-
-
-class RandomSearch(_Recorded):
-    """Random search: ``batch_size`` fresh genomes ~ N(0, init_std^2), clipped, per generation."""
-
-    name = "random"
-
-    def __init__(
-        self,
-        config: RandomConfig,
-        *,
-        genome_size: int,
-        measure_dim: int,
-        env_spec: dict,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-    ) -> None:
-        self.config = config
-        archive_seed, _, _ = np.random.SeedSequence(int(seed)).spawn(3)
-        self._setup(genome_size, measure_dim, env_spec, device, seed, archive_seed)
-        self._generator = torch.Generator().manual_seed(int(seed))
-
-    def ask(self, max_count: int | None = None) -> torch.Tensor:
-        cfg = self.config
-        count = cfg.batch_size if max_count is None else max(0, min(cfg.batch_size, max_count))
-        genomes = torch.randn(cfg.batch_size, self.genome_size, generator=self._generator)
-        genomes = (genomes * cfg.init_std).clamp_(cfg.genome_low, cfg.genome_high)
-        return genomes[:count].to(self.device)
-
-    def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
-        self._record(genomes.detach().cpu().double().numpy(), outcomes)
-        self.generation += 1
-        return {"generation": self.generation, "best_objective": self._best_value()}
-
-    def state_dict(self) -> dict:
-        tensors: dict[str, torch.Tensor] = {"generator": self._generator.get_state()}
-        meta = {
-            "generation": self.generation,
-            "config": asdict(self.config),
-            "ribs_version": ribs.__version__,
-            "grid": self.grid.state("grid.", tensors),
-        }
-        return {"tensors": tensors, "meta": meta}
-
-    def load_state_dict(self, state: dict, archives: dict[str, Archive]) -> None:
-        tensors, meta = state["tensors"], state["meta"]
-        self.grid.load("grid.", tensors, meta["grid"])
-        self._generator.set_state(tensors["generator"])
-        self.generation = int(meta["generation"])
-        self._load_archives(archives)
