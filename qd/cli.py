@@ -146,8 +146,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from qd.run import RunConfig, load_config_file, parse_overrides, parse_seeds, resume, start
 
     if args.resume:
-        if args.algorithm or args.set or args.config:
-            raise ValueError("--resume takes only the run folder (its config.json is reused)")
+        if args.algorithm or args.set or args.config or args.seeds or args.seed is not None:
+            raise ValueError(
+                "--resume takes only the run folder (its config.json, or lockstep.json with its "
+                "seeds, is reused)"
+            )
         folder = resume(args.resume, progress=args.progress)
     else:
         if not args.algorithm or not args.env:

@@ -150,6 +150,8 @@ def test_lockstep_cli_tools_accept_the_parent(tmp_path, capsys):
     assert "lockstep seeds" in capsys.readouterr().err
     assert main(["run", "ns", "--env", "curling", "--seed", "1", "--seeds", "2"]) == 2
     assert "not both" in capsys.readouterr().err
+    assert main(["run", "--resume", str(out), "--seeds", "0-3"]) == 2
+    assert "--resume takes only the run folder" in capsys.readouterr().err
 
 
 def test_parse_seeds():
