@@ -146,3 +146,53 @@ def test_serene_reproduces_the_fixed_seed_reference(tmp_path):
     from serene_reference import REFERENCE, run_reference
 
     assert run_reference(tmp_path) == json.loads(REFERENCE.read_text())
+
+
+def test_concurrent_exploitation_runs_the_front_together(tmp_path):
+    """exploit=concurrent: several emitters' generations in one batch, sharing the chunk; the
+    run resumes exactly; exploit_emitters caps how many run together."""
+    from serene_reference import PointGoals
+
+    from qd.evaluation import LocalEvaluator
+    from qd.policies import SereneMLP
+
+    env = PointGoals()
+    policy = SereneMLP((2, 2))
+    evaluator = LocalEvaluator(env, policy)
+    spec = env.spec.to_dict()
+
+    def run(exploit_emitters, budget=4000, restore_at=None):
+        config = SereneConfig(
+            chunk_size=500, exploit="concurrent", exploit_emitters=exploit_emitters
+        )
+        kwargs = dict(genome_size=policy.genome_size, measure_dim=2, env_spec=spec, seed=3)
+        algo = Serene(config, **kwargs)
+        algo.window = 8
+        done, sizes, restored = 0, [], False
+        while done < budget:
+            genomes = algo.ask(budget - done)
+            stage = algo._stage
+            outcomes = evaluator.evaluate(genomes)
+            algo.tell(genomes, outcomes, outcomes.descriptor)
+            if stage[0] == "run_many":
+                sizes.append(len(stage[1]))
+            done += len(genomes)
+            if restore_at and not restored and done >= restore_at and algo.ready_for_checkpoint():
+                state = algo.state_dict()
+                paths = {n: a.save(tmp_path / f"{n}.safetensors") for n, a in algo.archives.items()}
+                algo = Serene(config, **kwargs)
+                algo.window = 8
+                algo.load_state_dict(state, {n: Archive.load(p) for n, p in paths.items()})
+                restored = True
+        return algo, sizes, done
+
+    algo, sizes, done = run(0)
+    assert done == 4000 and max(sizes) > 1  # the front ran together
+    assert algo.emitter_evaluations > 0 and len(algo.reward_archive) > 0
+    _, capped, _ = run(2)
+    assert max(capped) == 2
+    resumed, _, _ = run(0, restore_at=2000)
+    for name in ("novelty", "reward", "ancestors", "buffers"):
+        assert torch.equal(algo.archives[name].genomes, resumed.archives[name].genomes), name
+    with pytest.raises(ValueError, match="exploit"):
+        SereneConfig(exploit="parallel")

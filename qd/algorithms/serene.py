@@ -40,6 +40,7 @@ import torch
 
 from qd.algorithms.base import Algorithm
 from qd.algorithms.ns import NoveltySearch, NSConfig
+from qd.algorithms.pareto import nsga2_select
 from qd.archive import Archive, InsertionRule
 from qd.emitters import (
     EMITTER_TYPES,
@@ -76,6 +77,11 @@ class SereneConfig(NSConfig):
             bootstrap test. With ``False`` a long-running emitter keeps the improvement it
             accumulated since its birth and stays on the Pareto front, starving the others (on
             Curling one seed in three then left the small goal below 0.9 at 200k evaluations).
+        exploit: ``sequential`` (the papers: one emitter from the first Pareto front runs until
+            the chunk ends or it stops) or ``concurrent`` (opt-in: the emitters of the first
+            front run together, one generation each per batch, sharing the chunk's budget).
+        exploit_emitters: with ``concurrent``, run the best K emitters in NSGA-II order
+            (front, then crowding) instead of the first front (0 = the first front).
     """
 
     chunk_size: int = 1000
@@ -87,6 +93,8 @@ class SereneConfig(NSConfig):
     emitter_archive_add: int = 5
     emitter_type: str = "elitist"
     local_improvement: bool = True
+    exploit: str = "sequential"
+    exploit_emitters: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,6 +104,10 @@ class SereneConfig(NSConfig):
             )
         if self.chunk_size <= 0:
             raise ValueError("chunk_size must be > 0")
+        if self.exploit not in ("sequential", "concurrent"):
+            raise ValueError(f"exploit must be sequential or concurrent, got {self.exploit!r}")
+        if self.exploit_emitters < 0:
+            raise ValueError(f"exploit_emitters must be >= 0, got {self.exploit_emitters}")
         if self.emitter_type not in EMITTER_TYPES:
             raise ValueError(
                 f"emitter_type must be one of {sorted(EMITTER_TYPES)}, got {self.emitter_type!r}"
@@ -194,6 +206,7 @@ class Serene(Algorithm):
         self.n_areas = int(env_spec.get("reward_areas", 0))
         self.emitter_evaluations = 0
         self._running: int | None = None  # emitter chosen for this chunk
+        self._running_uids: list[int] | None = None  # emitters run together (concurrent)
         self.area_evaluations = torch.zeros(self.n_areas, dtype=torch.long)
         self.chunks = 0
         self.bootstrap_evaluations = config.emitter_mu * (
@@ -286,13 +299,14 @@ class Serene(Algorithm):
             self.chunk_used = 0
 
     def _end_chunk(self) -> None:
-        if self._running is not None:  # the emitter that ran: re-estimate its improvement
-            emitter = self.emitters[self._running]
+        ran = [] if self._running is None else [self.emitters[self._running]]
+        ran += [e for e in self.emitters if e.uid in (self._running_uids or ())]
+        for emitter in ran:  # the emitters that ran: re-estimate their improvement
             history = emitter.search.reward_history()
             emitter.improvement = float(improvement(history[:, emitter.baseline :])[0])
             if self.config.local_improvement:
                 emitter.baseline = history.shape[1] - 3
-        self._running = None
+        self._running, self._running_uids = None, None
         count = self._n_candidates() + len(self.emitters)
         reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)
         self.scheduler.update(
@@ -328,6 +342,12 @@ class Serene(Algorithm):
             batch = self._make_batch(genomes.cpu(), sigmas.cpu())
             self._stage = ("bootstrap", batch, first, 0)
             genomes = batch.initial().flatten(0, 1)
+        elif self.emitters and self.config.exploit == "concurrent":
+            if self._running_uids is None:  # chosen once, then run until the chunk ends
+                self._running_uids = [self.emitters[i].uid for i in self._choose_emitters()]
+            index = [i for i, e in enumerate(self.emitters) if e.uid in self._running_uids]
+            self._stage = ("run_many", index)
+            genomes = torch.cat([self.emitters[i].search.ask().flatten(0, 1) for i in index])
         elif self.emitters:
             if self._running is None:  # chosen once, then run until the chunk ends or it stops
                 self._running = self._choose_emitter()
@@ -341,12 +361,27 @@ class Serene(Algorithm):
             genomes = genomes[: max(0, int(max_count))]
         return genomes.to(self.device)
 
-    def _choose_emitter(self) -> int:
+    def _emitter_objectives(self) -> torch.Tensor:
+        """``[E, 2]``: novelty of each emitter's ancestor w.r.t. the reward archive, and its
+        improvement (both maximised)."""
         novelty = self._reward_novelty(self.ancestors.descriptors[: len(self.emitters)]).cpu()
         improvements = torch.tensor([e.improvement for e in self.emitters])
-        front = pareto_front(torch.stack([novelty, improvements], 1))
+        return torch.stack([novelty, improvements], 1)
+
+    def _choose_emitter(self) -> int:
+        front = pareto_front(self._emitter_objectives())
         pick = torch.randint(len(front), (1,), generator=self.generator)
         return int(front[pick])
+
+    def _choose_emitters(self) -> list[int]:
+        """Concurrent exploitation: the first Pareto front, or the best ``exploit_emitters``
+        in NSGA-II order; in emitter order."""
+        objectives = self._emitter_objectives()
+        if self.config.exploit_emitters:
+            chosen = nsga2_select(objectives, self.config.exploit_emitters)
+        else:
+            chosen = pareto_front(objectives)
+        return sorted(int(i) for i in chosen)
 
     # -- telling -----------------------------------------------------------------------------
     def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
@@ -367,8 +402,12 @@ class Serene(Algorithm):
             self.emitter_evaluations += count
             if stage[0] == "bootstrap":
                 self._tell_bootstrap(stage, rows)
+            elif stage[0] == "run_many":
+                self._tell_many(stage[1], rows)
             else:
-                self._tell_run(stage[1], rows)
+                if self._tell_run(stage[1], rows):
+                    self._terminate(stage[1])
+                self._stage = None
         if self.phase == EXPLORE and self.chunk_used >= self.config.chunk_size:
             self._end_chunk()
         elif (
@@ -459,7 +498,22 @@ class Serene(Algorithm):
         if len(index):
             self._add_rows(self.reward_archive, rows, index)
 
-    def _tell_run(self, index: int, rows: dict) -> None:
+    def _tell_many(self, indices: list[int], rows: dict) -> None:
+        """Concurrent exploitation: each emitter's slice of the batch (a cut batch leaves the
+        last emitters without rows: they skip this generation); stagnated ones stop."""
+        start, stopped = 0, []
+        for index in indices:
+            size = self.emitters[index].search.generation_size
+            part = {k: v[start : start + size] for k, v in rows.items()}
+            start += size
+            if len(part["objective"]) and self._tell_run(index, part):
+                stopped.append(index)
+        for index in sorted(stopped, reverse=True):
+            self._terminate(index)
+        self._stage = None
+
+    def _tell_run(self, index: int, rows: dict) -> bool:
+        """One generation of emitter ``index``; True when it stagnated (the caller stops it)."""
         emitter = self.emitters[index]
         size = emitter.search.generation_size
         before = emitter.search.best()[1].clone()
@@ -477,13 +531,13 @@ class Serene(Algorithm):
             self._add_rows(self.buffers, rows, novel.to(self.device), emitter=owner)
         emitter.most_novel = max(emitter.most_novel, float(novelty.max()))
         emitter.best = max(emitter.best, float(emitter.search.best()[1][0]))
-        if stagnated(emitter.search.reward_history(), self.window)[0]:
-            self._terminate(index)
-        self._stage = None
+        return bool(stagnated(emitter.search.reward_history(), self.window)[0])
 
     def _terminate(self, index: int) -> None:
         self._running = None
         emitter = self.emitters.pop(index)
+        if self._running_uids is not None:
+            self._running_uids = [u for u in self._running_uids if u != emitter.uid] or None
         self._add_rows(self.reward_archive, self.ancestors.rows(slice(index, index + 1)))
         others = torch.arange(len(self.ancestors), device=self.device)
         self.ancestors.keep(others[others != index])
@@ -573,3 +627,4 @@ class Serene(Algorithm):
                 )
             )
         self.phase, self._stage, self._running = None, None, None
+        self._running_uids = None
