@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/compare_runs.py --group serene runs/serene-curling-s* \
-        --group ns runs/ns-curling-s* --out runs/serene-vs-ns [--json]
+        --group ns runs/ns-curling-s* --out runs/serene-vs-ns [--json] [--x wall_time_s]
 
 Writes ``OUT.png`` (max reward per reward area and coverage vs evaluations: mean over the seeds of
 a group, band = min..max) and prints one row per group: final max reward per area (mean and
@@ -61,8 +61,9 @@ def summarise(groups: dict[str, list[Path]]) -> dict[str, dict]:
     return table
 
 
-def plot(groups: dict[str, list[Path]], out: Path) -> Path:
-    """Reward per area and coverage vs evaluations, one colour per group."""
+def plot(groups: dict[str, list[Path]], out: Path, x: str = "evaluations") -> Path:
+    """Reward per area and coverage vs ``x`` (``evaluations`` or ``wall_time_s``), one colour
+    per group."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,19 +73,19 @@ def plot(groups: dict[str, list[Path]], out: Path) -> Path:
     areas = max(c["max_reward"].shape[1] for cs in curves.values() for c in cs)
     fig, axes = plt.subplots(1, areas + 1, figsize=(4.2 * (areas + 1), 3.4))
     for name, cs in curves.items():
-        grid = np.linspace(0, min(c["evaluations"][-1] for c in cs), 200)
+        grid = np.linspace(0, min(c[x][-1] for c in cs), 200)
         panels = [
             (f"max reward, area {a}", [c["max_reward"][:, a] for c in cs]) for a in range(areas)
         ]
         panels.append(("coverage (all explored)", [c["coverage"] for c in cs]))
         for ax, (title, series) in zip(axes, panels, strict=True):
             values = np.stack(
-                [np.interp(grid, c["evaluations"], s) for c, s in zip(cs, series, strict=True)]
+                [np.interp(grid, c[x], s) for c, s in zip(cs, series, strict=True)]
             )
             (line,) = ax.plot(grid, values.mean(0), label=f"{name} ({len(cs)} seeds)")
             ax.fill_between(grid, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
             ax.set_title(title)
-            ax.set_xlabel("evaluations")
+            ax.set_xlabel("evaluations" if x == "evaluations" else "wall time (s)")
     axes[0].legend()
     fig.tight_layout()
     out = out.with_suffix(".png")
@@ -106,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="runs/compare", help="figure path (without .png)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    parser.add_argument(
+        "--x", default="evaluations", choices=["evaluations", "wall_time_s"], help="x axis"
+    )
     args = parser.parse_args(argv)
     groups = {g[0]: [Path(p) for p in g[1:]] for g in args.group}
     for name, folders in groups.items():
         if not folders:
             parser.error(f"group {name!r} has no run folders")
     table = summarise(groups)
-    figure = plot(groups, Path(args.out))
+    figure = plot(groups, Path(args.out), args.x)
     if args.json:
         print(json.dumps({"figure": str(figure), "groups": table}, indent=2))
         return 0
