@@ -17,6 +17,8 @@ Exploitation chunk:
    the chunk is spent or it stagnates (W = int(20 D / mu + 120) generations; first vs last 20).
    When the chunk ends, the improvement of the emitter that ran is re-estimated: its last 3
    generations against the last 3 before this run (``local_improvement``, the authors' flag).
+   Opt-in ``exploit="concurrent"``: the whole first front (or the best ``exploit_emitters``)
+   runs together instead, one generation of each per batch, sharing the chunk.
 The reward archive receives each emitter's first rewarding best, every new best, and its
 ancestor when it stops; the novelty archive receives, from every stopped emitter, 5 random
 individuals of its buffer of individuals more novel (w.r.t. the NS reference set) than its most
