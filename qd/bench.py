@@ -181,7 +181,7 @@ def ray_scaling(
     workers holds while each actor's shard stays large enough to vectorise (>= ~1000 episodes
     on a CPU actor).
     """
-    from qd.evaluation import RayEvaluator
+    from qd.evaluation_ray import RayEvaluator
 
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)

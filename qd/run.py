@@ -377,7 +377,7 @@ def _config_from(data: dict, folder: Path) -> RunConfig:
 def make_evaluator(config: RunConfig, env, policy, device: torch.device):
     """The evaluator a run's config asks for: this process, or Ray actors."""
     if config.evaluator == "ray":
-        from qd.evaluation import RayEvaluator
+        from qd.evaluation_ray import RayEvaluator
 
         return RayEvaluator(
             config.env,
