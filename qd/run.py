@@ -395,5 +395,6 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device):
         device=device,
         max_batch=config.max_batch,
         seed=config.seed,
-        compile=config.compile,
+        compile=bool(config.compile),
+        compile_exact=config.compile != "fused",
     )

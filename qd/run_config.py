@@ -34,7 +34,9 @@ class RunConfig:
         evaluator: ``local`` (this process) or ``ray`` (Ray actors).
         workers: Ray actors (``ray`` evaluator).
         address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
-        compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
+        compile: run episodes in compiled blocks of steps (local evaluator; see
+            ``LocalEvaluator``): ``True`` bit-identical to eager, ``"fused"`` faster with
+            transcendental functions fused (rounding differs from eager), ``False`` eager.
         policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
             env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
     """
@@ -54,7 +56,7 @@ class RunConfig:
     evaluator: str = "local"
     workers: int = 2
     address: str | None = None
-    compile: bool = False
+    compile: bool | str = False
     policy_hidden: list[int] | None = None
 
     def validate(self) -> None:
@@ -65,6 +67,8 @@ class RunConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
+        if self.compile not in (False, True, "fused"):
+            raise ValueError(f"compile must be false, true or 'fused', got {self.compile!r}")
         if self.evaluator not in ("local", "ray"):
             raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
         variant = lookup(self.algorithm)

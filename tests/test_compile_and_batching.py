@@ -104,3 +104,23 @@ def test_run_setting_max_batch_auto():
     assert config.max_batch == "auto"
     with pytest.raises(ValueError, match="max_batch"):
         parse_overrides(RunConfig(algorithm="ns", env="hardmaze", out="x"), ["max_batch=lots"])
+
+
+def test_bench_rollout_cli_reports_ratios_against_eager(capsys):
+    import json
+
+    from qd.cli import main
+
+    assert main(["bench", "rollout", "--steps", "10", "--batch", "4", "8", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["batch"]) for r in rows] == [("eager", 4), ("eager", 8)]
+    assert all(r["ratio_vs_eager"] == 1.0 and r["policy_steps_per_s"] > 0 for r in rows)
+
+
+def test_run_config_compile_values():
+    from qd.run import RunConfig
+
+    for value in (False, True, "fused"):
+        RunConfig(algorithm="ns", env="hardmaze", out="x", compile=value).validate()
+    with pytest.raises(ValueError, match="compile"):
+        RunConfig(algorithm="ns", env="hardmaze", out="x", compile="fast").validate()
