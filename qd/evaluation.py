@@ -281,9 +281,7 @@ class LocalEvaluator:
         if not self.compile or self._compiled is self._eager_step:
             return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._eager_step)
         try:
-            return self._run_episode(
-                genomes, n_frames, n_traj, n_path, seed, self._step_function()
-            )
+            return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._step_function())
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
@@ -299,6 +297,8 @@ class LocalEvaluator:
         batch = genomes.shape[0]
         layers = self.policy.unflatten(genomes)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        if n_frames and hasattr(env, "prepare_render"):  # envs that render only when asked
+            env.prepare_render()
         state = env.reset(batch, device=self.device, generator=generator)
         frame_steps = set(sample_steps(spec.episode_length, n_frames))
         traj_steps = set(sample_steps(spec.episode_length, n_traj))
