@@ -59,7 +59,9 @@ class InfoWalker(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action):
-        self.vel = np.clip(0.9 * self.vel + 0.01 * np.asarray(action, dtype=np.float64), -0.05, 0.05)
+        self.vel = np.clip(
+            0.9 * self.vel + 0.01 * np.asarray(action, dtype=np.float64), -0.05, 0.05
+        )
         self.pos = np.clip(self.pos + self.vel, -1.0, 1.0)
         self.t += 1
         reward = -float(np.linalg.norm(self.pos - np.array([0.8, 0.8])))
@@ -88,8 +90,9 @@ def main() -> None:
         "--set", "env.descriptor_bounds=[[-1,-1],[1,1]]", "--set", "env.grid_cells=20",
         "--budget", str(args.budget), "--out", args.out, "--no-progress",
     ]  # fmt: skip
-    assert qd(argv) == 0
-    assert qd(["inspect", args.out]) == 0
+    for command in (argv, ["inspect", args.out]):
+        if qd(command) != 0:
+            raise SystemExit(f"qd {command[0]} failed")
 
 
 if __name__ == "__main__":

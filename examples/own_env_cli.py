@@ -39,12 +39,15 @@ def make_env(*, episode_length: int = 100) -> PointBox:
     return PointBox(episode_length=episode_length)
 
 
-def qd(*argv: str) -> int:
-    """Run one ``qd`` command in this process and print it as you would type it."""
+def qd(*argv: str, expect: int = 0) -> None:
+    """Run one ``qd`` command in this process, printed as you would type it; stop unless it
+    exits with ``expect``."""
     from qd.cli import main
 
     print("$ qd " + shlex.join(argv), flush=True)
-    return main(list(argv))
+    code = main(list(argv))
+    if code != expect:
+        raise SystemExit(f"qd {argv[0]} exited with {code}, expected {expect}")
 
 
 def main() -> None:
@@ -56,22 +59,21 @@ def main() -> None:
     out, plots = Path(args.out), Path(args.plots)
     shutil.rmtree(out, ignore_errors=True)
     plots.mkdir(parents=True, exist_ok=True)
-    assert qd("run", "ns", "--env", "own_env_cli:make_env", "--set", "env.episode_length=50",
-              "--set", "space=custom_env_and_space:MeanPathSpace", "--budget", str(args.budget),
-              "--set", f"checkpoint_every={max(1, args.budget // 2)}", "--out", str(out),
-              "--no-progress") == 0  # fmt: skip
+    qd(
+        "run", "ns", "--env", "own_env_cli:make_env", "--set", "env.episode_length=50",
+        "--set", "space=custom_env_and_space:MeanPathSpace", "--budget", str(args.budget),
+        "--set", f"checkpoint_every={max(1, args.budget // 2)}", "--out", str(out),
+        "--no-progress",
+    )  # fmt: skip
     # resume rebuilds env and space from config.json (here it redoes the part after the last
     # checkpoint, as after an interruption, and ends with the same archive)
-    assert qd("run", "--resume", str(out), "--no-progress") == 0
-    assert qd("plot", str(out), "--kind", "coverage", "--out", str(plots / "coverage.png")) == 0
+    qd("run", "--resume", str(out), "--no-progress")
+    qd("plot", str(out), "--kind", "coverage", "--out", str(plots / "coverage.png"))
     descriptors = str(plots / "descriptors.png")
-    refused = qd("plot", str(out), "--kind", "descriptors", "--out", descriptors)
-    print(f"(exit {refused}: the env's module was not imported)")
-    assert refused == 2
-    assert qd("plot", str(out), "--kind", "descriptors", "--import", "own_env_cli",
-              "--out", descriptors) == 0  # fmt: skip
-    assert qd("replay", str(out), "--best", "--import", "own_env_cli",
-              "--out", str(plots / "best.png")) == 0  # fmt: skip
+    qd("plot", str(out), "--kind", "descriptors", "--out", descriptors, expect=2)
+    print("(exit 2: the env's module was not imported)")
+    qd("plot", str(out), "--kind", "descriptors", "--import", "own_env_cli", "--out", descriptors)
+    qd("replay", str(out), "--best", "--import", "own_env_cli", "--out", str(plots / "best.png"))
 
 
 if __name__ == "__main__":
