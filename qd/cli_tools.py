@@ -97,6 +97,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     out = args.out or _default_out(args.run, f"{args.kind}.png")
+    read_config(run)  # a run folder (clear errors for lockstep parents and other folders)
     if args.kind in ("coverage", "reward", "novelty", "lambda"):
         metrics = read_metrics(run)
         if not metrics:
