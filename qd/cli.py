@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -16,13 +17,27 @@ EPILOG_BENCH = """examples:
   compiled once, on 8 episodes, before timing: their warm-up is reported)"""
 
 
+def _add_import(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=f"import MODULE first (repeatable): a module that registers your environments; {what}",
+    )
+
+
 def _cmd_envs(args: argparse.Namespace) -> int:
     import envs
 
+    envs.plugins.import_modules(args.imports)
     rows = []
     for name in envs.names():
-        spec = envs.make(name).spec
-        rows.append(spec.to_dict())
+        try:
+            rows.append({**envs.make(name).spec.to_dict(), "name": name})
+        except (ImportError, KeyError, TypeError, ValueError) as err:  # a broken plugin
+            print(f"qd: {name}: cannot be built ({err})", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -89,10 +104,23 @@ EPILOG_RUN = """examples:
   qd run ns --env hardmaze --seeds 0-9 --out runs/ns10   (10 seeds in lockstep; each seed's
       folder runs/ns10/seed-S equals a separate run with --seed S; resume with --resume runs/ns10)
   qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
+  qd run ns --env my_pkg.envs:make_env --set env.size=3 --set space=my_pkg.spaces:MeanPath
+      (your own env: a module:callable returning a batched env, options as env.KEY=VALUE;
+      your own space: module:Class, options as space.KEY=VALUE; see examples/own_env_cli.py)
+  qd run ns --import my_pkg.envs --env my-env   (a module that calls envs.register)
+  qd run ns --env 'gym:my_pkg:MyEnv-v0' --set 'env.descriptor=info[x_position,y_position]'
+      --set 'env.descriptor_bounds=[[-5,-5],[5,5]]'   (docs/gymnasium.md)
 
 --set keys: any field of the algorithm's config (e.g. pop_size, sigma, k_neighbors,
-archive_rule, archive_add, space), env.<option> for the environment, or the run settings
-checkpoint_every, keep_checkpoints, max_batch, log_every."""
+archive_rule, archive_add, space), env.<option> for the environment, space.<option> for your
+own behaviour space, or the run settings checkpoint_every, keep_checkpoints, max_batch,
+log_every. The run folder's config.json records the env, space and --import modules;
+--resume imports them again."""
+
+READ_IMPORT = (
+    "the only modules this command imports (a run of your own env needs the module that "
+    "provides it; curves from metrics.jsonl need none)"
+)
 
 EPILOG_INSPECT = """examples:
   qd inspect runs/demo
@@ -143,6 +171,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "--resume takes only the run folder (its config.json, or lockstep.json with its "
                 "seeds, is reused)"
             )
+        import envs
+
+        envs.plugins.import_modules(args.imports)
         folder = resume(args.resume, progress=args.progress)
     else:
         if not args.algorithm or not args.env:
@@ -154,6 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         base.pop("run_format", None)
         base.pop("qdtorch_version", None)
         base.update(algorithm=args.algorithm, env=args.env)
+        base["imports"] = [*base.get("imports", []), *args.imports]
         for key in (
             "budget",
             "seed",
@@ -170,7 +202,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if "out" not in base:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             which = f"s{base.get('seed', 0)}" if seeds is None else f"seeds{len(seeds)}"
-            base["out"] = f"runs/{args.algorithm}-{args.env}-{which}-{stamp}"
+            env = re.sub(r"[^\w.-]+", "_", args.env)  # gym:ns/Id-v0, module:callable
+            base["out"] = f"runs/{args.algorithm}-{env}-{which}-{stamp}"
         config = parse_overrides(RunConfig(**base), args.set or [])
         folder = start(config, seeds=seeds, progress=args.progress)
     print(f"run folder: {folder}")
@@ -239,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_envs,
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_import(p, "its environments are listed too")
 
     from qd.algorithms import algorithm_names
 
@@ -251,7 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(algorithm_names())}")
-    p.add_argument("--env", help="environment name (see `qd envs`)")
+    p.add_argument(
+        "--env",
+        help="environment: a name (see `qd envs`), package.module:callable (your own batched "
+        "env), gym:<id> or gym:<module>:<id>",
+    )
     p.add_argument("--budget", type=int, help="evaluations to spend (default 100000)")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument(
@@ -285,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    _add_import(p, "recorded in config.json and imported again by --resume")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -327,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--archive", help="archive for descriptors/heatmap (default: the main one)")
     p.add_argument("--out", help="PNG path (default ./RUN-KIND.png; never inside the run)")
+    _add_import(p, READ_IMPORT)
 
     p = _sub(
         sub,
@@ -346,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=50, help="frames of the GIF")
     p.add_argument("--device", default="cpu", help="cpu, cuda")
     p.add_argument("--out", help="PNG path (default ./RUN-replay-I.png)")
+    _add_import(p, READ_IMPORT)
 
     p = _sub(sub, "export", "archive rows as CSV or parquet", EPILOG_EXPORT, tools.cmd_export)
     p.add_argument("run", help="run folder or archive file")
@@ -390,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_import(p, READ_IMPORT)
 
     bench = sub.add_parser(
         "bench",

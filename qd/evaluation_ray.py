@@ -24,9 +24,13 @@ def _import_ray():
 class _Worker:
     """One Ray actor: its own environment, policy family and device."""
 
-    def __init__(self, env_name, env_options, policy_spec, device, max_batch, seed, threads):
+    def __init__(
+        self, env_name, env_options, policy_spec, device, max_batch, seed, threads, imports=()
+    ):
         import envs
         from qd.policies import make_policy
+
+        envs.plugins.import_modules(imports)
 
         if threads:
             torch.set_num_threads(threads)
@@ -57,6 +61,7 @@ class RayEvaluator:
 
     Args:
         env_name: registry name (actors build their own env with ``env_options``).
+        imports: modules each actor imports first (modules that register environments).
         policy: the policy family (sent to the actors as ``policy.to_dict()``).
         workers: number of actors.
         address: Ray cluster address (``None``: reuse or start a local Ray instance).
@@ -73,6 +78,7 @@ class RayEvaluator:
         policy: BatchedMLP,
         *,
         env_options: dict | None = None,
+        imports: Sequence[str] = (),
         workers: int = 2,
         address: str | None = None,
         device: str = "cpu",
@@ -94,6 +100,7 @@ class RayEvaluator:
             )
         import envs
 
+        envs.plugins.import_modules(imports)
         self.env = envs.make(env_name, **(env_options or {}))  # validates name and options
         self.policy = policy
         self.device = torch.device("cpu")
@@ -110,6 +117,7 @@ class RayEvaluator:
             max_batch,
             seed,
             threads,
+            tuple(imports),
         )
         self.actors = [self._new_actor() for _ in range(workers)]
         try:

@@ -137,6 +137,8 @@ def run_episode(
     batch = genomes.shape[0]
     layers = policy.unflatten(genomes)
     generator = torch.Generator(device=device).manual_seed(int(seed))
+    if n_frames and hasattr(env, "prepare_render"):  # envs that render only when asked
+        env.prepare_render()
     state = env.reset(batch, device=device, generator=generator)
     frame_steps = set(sample_steps(spec.episode_length, n_frames))
     traj_steps = set(sample_steps(spec.episode_length, n_traj))

@@ -47,8 +47,10 @@ class Run:
         self.config = config
         self.folder = Path(config.out)
         self.device = resolve_device(config.device)
+        envs.plugins.import_modules(config.imports)
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
+        self.spec["name"] = config.env  # what envs.make rebuilds it from (archive headers)
         self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
         self.evaluator = evaluator or make_evaluator(config, self.env, self.policy, self.device)
         variant = lookup(config.algorithm)
@@ -63,6 +65,7 @@ class Run:
             self.env.spec,
             seed=config.seed,
             device=resolve_device(space_device) if space_device else self.device,
+            options=config.space_options,
         )
         extra = {"policy": self.policy} if algo_cls.needs_policy else {}
         if algo_cls.needs_space:  # learned spaces (TAXONS, STAX)
@@ -383,6 +386,7 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device):
             config.env,
             policy,
             env_options=config.env_options,
+            imports=config.imports,
             workers=config.workers,
             address=config.address,
             device=str(device),
