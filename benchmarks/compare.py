@@ -74,9 +74,7 @@ def run_all(jobs: list[tuple[Path, RunConfig]], seeds: list[int], workers: int) 
     order = sorted(jobs, key=lambda job: job[1].algorithm not in ("serene", "cma-es"))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [
-            (config, pool.submit(_run_in_worker, f, config, seeds)) for f, config in order
-        ]
+        futures = [(config, pool.submit(_run_in_worker, f, config, seeds)) for f, config in order]
         for config, future in futures:
             print(f"{label[id(config)]}: {future.result()}", flush=True)
 

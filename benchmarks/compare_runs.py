@@ -79,9 +79,7 @@ def plot(groups: dict[str, list[Path]], out: Path, x: str = "evaluations") -> Pa
         ]
         panels.append(("coverage (all explored)", [c["coverage"] for c in cs]))
         for ax, (title, series) in zip(axes, panels, strict=True):
-            values = np.stack(
-                [np.interp(grid, c[x], s) for c, s in zip(cs, series, strict=True)]
-            )
+            values = np.stack([np.interp(grid, c[x], s) for c, s in zip(cs, series, strict=True)])
             (line,) = ax.plot(grid, values.mean(0), label=f"{name} ({len(cs)} seeds)")
             ax.fill_between(grid, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
             ax.set_title(title)

@@ -195,6 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "workers",
             "address",
             "compile",
+            "threads",
         ):
             value = getattr(args, key)
             if value is not None:
@@ -319,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         const="fused",
         dest="compile",
         help="as --compile, with cos/tanh... fused too: faster, rounding differs from eager",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: one per core). OpenMP threads sleep while they wait "
+        "(OMP_WAIT_POLICY=PASSIVE unless set), so other busy processes do not stall them",
     )
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")

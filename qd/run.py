@@ -297,7 +297,9 @@ def _round_summary(runs: list[Run], last: list, elapsed: float, done_before: int
 
 
 def _build(configs: list[RunConfig]) -> list[Run]:
-    """Runs of ``configs`` sharing the first one's evaluator."""
+    """Runs of ``configs`` sharing the first one's evaluator (and its thread count)."""
+    if configs[0].threads:
+        torch.set_num_threads(configs[0].threads)
     first = Run(configs[0])
     return [first] + [Run(c, evaluator=first.evaluator) for c in configs[1:]]
 

@@ -12,7 +12,7 @@ from qd.algorithms import lookup
 from qd.behaviour.custom import space_setting
 from qd.evaluation import resolve_device
 
-RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
+RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every", "threads")
 
 
 @dataclass
@@ -38,6 +38,8 @@ class RunConfig:
         compile: run episodes in compiled blocks of steps (local evaluator; see
             ``LocalEvaluator``): ``True`` bit-identical to eager, ``"fused"`` faster with
             transcendental functions fused (rounding differs from eager), ``False`` eager.
+        threads: torch CPU threads (0: torch's default, one per core). Float reductions may
+            round differently with another thread count, so a run resumes with its own.
         policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
             env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
         imports: modules imported before the env and space are built (modules that register
@@ -67,6 +69,7 @@ class RunConfig:
     workers: int = 2
     address: str | None = None
     compile: bool | str = False
+    threads: int = 0
     policy_hidden: list[int] | None = None
     imports: list[str] = field(default_factory=list)
     space_options: dict = field(default_factory=dict)
@@ -100,6 +103,8 @@ class RunConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be an int >= 0 (0: one per core), got {self.threads!r}")
         if self.compile not in (False, True, "fused"):
             raise ValueError(f"compile must be false, true or 'fused', got {self.compile!r}")
         if self.evaluator not in ("local", "ray"):

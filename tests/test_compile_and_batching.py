@@ -124,3 +124,36 @@ def test_run_config_compile_values():
         RunConfig(algorithm="ns", env="hardmaze", out="x", compile=value).validate()
     with pytest.raises(ValueError, match="compile"):
         RunConfig(algorithm="ns", env="hardmaze", out="x", compile="fast").validate()
+
+
+def test_openmp_threads_sleep_while_waiting_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import qd, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
+def test_run_threads_setting(tmp_path):
+    import json
+
+    from qd.cli import main
+    from qd.run import RunConfig
+
+    with pytest.raises(ValueError, match="threads"):
+        RunConfig(algorithm="ns", env="hardmaze", out="x", threads=-1).validate()
+    before = torch.get_num_threads()
+    out = tmp_path / "run"
+    args = ["run", "random", "--env", "point-trap", "--budget", "20", "--threads", "1"]
+    try:
+        assert main([*args, "--out", str(out), "--set", "env.episode_length=5"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((out / "config.json").read_text())["threads"] == 1
