@@ -7,7 +7,8 @@ eager CPU kernels call other ones (e.g. MKL's vector math): the results differ i
 and over a 2,000-step episode a chaotic robot ends up somewhere else. With ``exact=True`` a
 post-grad graph pass reroutes these functions to opaque ops that call the eager ATen kernels,
 so everything else is fused and the numbers are the eager ones (checked by the tests, env by
-env). ``exact=False`` lets inductor fuse them too: faster, still deterministic and batch
+env); ``torch.linalg.vector_norm``, which inductor decomposes into a fused sum of squares, is
+rerouted the same way before decomposition. ``exact=False`` lets inductor fuse them too: faster, still deterministic and batch
 invariant, but not equal to eager.
 """
 
@@ -69,11 +70,41 @@ def _eager_ops() -> dict:
         define(name, "(Tensor x, Tensor y) -> Tensor", getattr(aten, name).default)
     define("pow_scalar", "(Tensor x, Scalar e) -> Tensor", aten.pow.Tensor_Scalar)
     define("pow_tensor", "(Tensor x, Tensor e) -> Tensor", aten.pow.Tensor_Tensor)
+    # decomposed before the post-grad pass, so rerouted earlier (see _reroute_norms)
+    lib.define("vector_norm(Tensor x, Scalar ord, int[]? dim, bool keepdim) -> Tensor")
+    lib.impl(
+        "vector_norm",
+        lambda x, ord, dim, keepdim: torch.linalg.vector_norm(x, ord, dim, keepdim),
+        "CompositeExplicitAutograd",
+    )
     _library, _reroute = lib, reroute
     return reroute
 
 
-def _eager_math_pass_class():
+def _reroute_norms(graph: torch.fx.Graph) -> None:
+    """Pre-grad pass: ``torch.linalg.vector_norm`` -> the opaque op running the eager kernel
+    (inductor would otherwise decompose it into a fused sum of squares and a square root)."""
+    _eager_ops()
+    target = getattr(torch.ops, LIBRARY).vector_norm.default
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is torch.linalg.vector_norm:
+            names = ("x", "ord", "dim", "keepdim")
+            values = dict(zip(names, node.args, strict=False))
+            values.update({k: v for k, v in node.kwargs.items() if k in names})
+            if "dtype" in node.kwargs and node.kwargs["dtype"] is not None:
+                continue  # keep the compiled form; not used by the built-in envs
+            dim = values.get("dim")
+            node.target = target
+            node.args = (
+                values["x"],
+                values.get("ord", 2),
+                [dim] if isinstance(dim, int) else dim,
+                values.get("keepdim", False),
+            )
+            node.kwargs = {}
+
+
+def _pass_classes():
     from torch._inductor.custom_graph_pass import CustomGraphPass
 
     class EagerMathPass(CustomGraphPass):
@@ -92,7 +123,16 @@ def _eager_math_pass_class():
         def uuid(self) -> str:
             return f"qdtorch-eager-math-1:{','.join(UNARY + BINARY)}"
 
-    return EagerMathPass
+    class EagerNormPass(CustomGraphPass):
+        """Pre-grad pass: :func:`_reroute_norms` (``uuid`` keys inductor's cache)."""
+
+        def __call__(self, graph: torch.fx.Graph) -> None:
+            _reroute_norms(graph)
+
+        def uuid(self) -> str:
+            return "qdtorch-eager-norm-1"
+
+    return EagerMathPass, EagerNormPass
 
 
 def compile_function(
@@ -109,7 +149,9 @@ def compile_function(
     options = {}
     if exact:
         _eager_ops()
-        options["post_grad_custom_pre_pass"] = _eager_math_pass_class()()
+        math_pass, norm_pass = _pass_classes()
+        options["post_grad_custom_pre_pass"] = math_pass()
+        options["pre_grad_custom_pass"] = norm_pass()
     kwargs = {"dynamic": dynamic, "options": options}
     if mode and mode != "default":
         # torch.compile takes either a mode or options: spell the mode's options out
