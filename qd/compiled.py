@@ -8,8 +8,8 @@ and over a 2,000-step episode a chaotic robot ends up somewhere else. With ``exa
 post-grad graph pass reroutes these functions to opaque ops that call the eager ATen kernels,
 so everything else is fused and the numbers are the eager ones (checked by the tests, env by
 env); ``torch.linalg.vector_norm``, which inductor decomposes into a fused sum of squares, is
-rerouted the same way before decomposition. ``exact=False`` lets inductor fuse them too: faster, still deterministic and batch
-invariant, but not equal to eager.
+rerouted the same way before decomposition. ``exact=False`` lets inductor fuse them too:
+faster, still deterministic and batch invariant, but not equal to eager.
 """
 
 from __future__ import annotations
