@@ -240,7 +240,7 @@ def test_inspect_json(tmp_path, capsys):
         "max_reward",
         "wall_time_s",
     } <= set(info)
-    assert info["evaluations"] == 600 and info["archives"]["novelty"] == 15  # 3 offspring generations x 5
+    assert info["evaluations"] == 600 and info["archives"]["novelty"] == 15  # 3 x 5 offspring
     assert main(["inspect", str(folder)]) == 0
     assert "coverage" in capsys.readouterr().out
 
