@@ -44,14 +44,12 @@ import torch
 
 from qd.algorithms.base import Algorithm
 from qd.algorithms.ns import NoveltySearch, NSConfig
-from qd.algorithms.pareto import nsga2_select
-from qd.algorithms.serene_emitters import Emitter, EmitterLifecycle, pareto_front
+from qd.algorithms.serene_emitters import Emitter, EmitterLifecycle
 from qd.archive import Archive, InsertionRule
 from qd.emitters import (
     EMITTER_TYPES,
     EmitterConfig,
     improvement,
-    initial_sigma,
     stagnation_window,
 )
 from qd.emitters.schedulers import EXPLOIT, EXPLORE, SCHEDULERS, TimeDecaying, chunk_reward
@@ -232,18 +230,6 @@ class Serene(EmitterLifecycle, Algorithm):
             **extra,
         )
 
-    def _make_batch(self, ancestors: torch.Tensor, sigmas: torch.Tensor):
-        kind = self.config.emitter_type
-        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
-        return EMITTER_TYPES[kind](ancestors, sigmas, self.emitter_config, self.generator, **extra)
-
-    def _restore_batch(self, state: dict, generations: int):
-        kind = self.config.emitter_type
-        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
-        return EMITTER_TYPES[kind].from_state(
-            state, self.emitter_config, self.generator, generations, **extra
-        )
-
     def _ns_novelty(self, measures: torch.Tensor, reward_rows=None) -> torch.Tensor:
         """Novelty w.r.t. the NS reference set (novelty archive, population, reward archive) as
         it was when this exploitation chunk first asked (the authors' snapshot). Queries that
@@ -358,21 +344,6 @@ class Serene(EmitterLifecycle, Algorithm):
             genomes = genomes[: max(0, int(max_count))]
         return genomes.to(self.device)
 
-    def _choose_emitter(self) -> int:
-        front = pareto_front(self._emitter_objectives())
-        pick = torch.randint(len(front), (1,), generator=self.generator)
-        return int(front[pick])
-
-    def _choose_emitters(self) -> list[int]:
-        """Concurrent exploitation: the first Pareto front, or the best ``exploit_emitters``
-        in NSGA-II order; in emitter order."""
-        objectives = self._emitter_objectives()
-        if self.config.exploit_emitters:
-            chosen = nsga2_select(objectives, self.config.exploit_emitters)
-        else:
-            chosen = pareto_front(objectives)
-        return sorted(int(i) for i in chosen)
-
     # -- telling -----------------------------------------------------------------------------
     def tell(self, genomes: torch.Tensor, outcomes: Outcomes, descriptors: torch.Tensor) -> dict:
         """Route the evaluated genomes to NS or the emitters."""
@@ -418,29 +389,6 @@ class Serene(EmitterLifecycle, Algorithm):
             "chunk": self.chunks,
         }
 
-    def _new_candidates(self, rows: dict, parents: torch.Tensor) -> None:
-        """Rewarding NS individuals join the reward archive and become candidates, with their
-        sigma_e against this generation's ``parents`` + evaluated genomes."""
-        rewarding = torch.nonzero(rows["objective"] > 0).flatten()
-        if not len(rewarding):
-            return
-        others = torch.cat([parents, rows["solution"]])
-        sigma = initial_sigma(
-            rows["solution"][rewarding],
-            others,
-            self_index=(len(parents) + rewarding).cpu(),
-            fallback=self.emitter_config.min_sigma,
-        )
-        reward_row = len(self.reward_archive) + torch.arange(len(rewarding))
-        self._add_rows(self.reward_archive, rows, rewarding)
-        self._add_rows(
-            self.candidates,
-            rows,
-            rewarding,
-            sigma=sigma.to(self.device),
-            reward_row=reward_row.to(self.device),
-        )
-
     # -- checkpoints -------------------------------------------------------------------------
     def ready_for_checkpoint(self) -> bool:
         """Only between chunks (no bootstrap or emitter generation in flight)."""
@@ -450,21 +398,7 @@ class Serene(EmitterLifecycle, Algorithm):
         """Everything needed to resume at a chunk boundary (archives are saved separately)."""
         tensors = {f"ns.{k}": v for k, v in self.ns.state_dict()["tensors"].items()}
         tensors["generator"] = self.generator.get_state()
-        emitters_meta = []
-        for i, e in enumerate(self.emitters):
-            s = e.search
-            tensors.update({f"emitter{i}.search.{k}": v for k, v in s.state().items()})
-            emitters_meta.append(
-                {
-                    "uid": e.uid,
-                    "improvement": e.improvement,
-                    "archived_max": e.archived_max,
-                    "most_novel": e.most_novel,
-                    "novel_member": e.novel_member,
-                    "generations": s.generations,
-                    "baseline": e.baseline,
-                }
-            )
+        emitters_meta = self._emitters_state(tensors)
         meta = {
             "ns": self.ns.state_dict()["meta"],
             "config": asdict(self.config),
@@ -507,23 +441,6 @@ class Serene(EmitterLifecycle, Algorithm):
         self.emitter_evaluations = meta["emitter_evaluations"]
         self.chunks = meta["chunks"]
         self.area_evaluations = t["area_evaluations"].clone()
-        self.emitters = []
-        for i, m in enumerate(meta["emitters"]):
-            prefix = f"emitter{i}.search."
-            search = self._restore_batch(
-                {k[len(prefix) :]: v for k, v in t.items() if k.startswith(prefix)},
-                m["generations"],
-            )
-            self.emitters.append(
-                Emitter(
-                    search,
-                    m["uid"],
-                    m["improvement"],
-                    m["archived_max"],
-                    m["most_novel"],
-                    m["novel_member"],
-                    m["baseline"],
-                )
-            )
+        self.emitters = self._load_emitters(t, meta["emitters"])
         self.phase, self._stage, self._running = None, None, None
         self._running_uids = None

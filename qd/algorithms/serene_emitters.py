@@ -4,6 +4,9 @@
 rules the authors' code applies to an emitter (GPaolo/STAX ``core/evolvers/serene.py``,
 ``emitter_evolver.py``, ``core/emitters/``):
 
+- A rewarding NS individual becomes a candidate with its sigma_e fixed at once (nearest other
+  genome of that generation's population + offspring, / 3) and its row in the reward archive,
+  which is left out of its novelty w.r.t. the reward archive (candidate order, Pareto choice).
 - The emitter's *population* is the selected one (the elitist EA's mu parents, CMA-ES's sampled
   population). Its rows live in the ``members`` archive (field ``emitter`` = the owner's id),
   since survivors of earlier generations may be archived later.
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from qd.emitters import improvement, stagnated
+from qd.algorithms.pareto import nsga2_select
+from qd.emitters import EMITTER_TYPES, improvement, initial_sigma, stagnated
 
 
 @dataclass
@@ -63,6 +67,52 @@ def archive_choice(rewards: torch.Tensor, archived_max: torch.Tensor) -> torch.T
 
 class EmitterLifecycle:
     """Emitter methods of :class:`~qd.algorithms.serene.Serene` (see the module docstring)."""
+
+    # -- searches and their state --------------------------------------------------------------
+    def _make_batch(self, ancestors: torch.Tensor, sigmas: torch.Tensor):
+        """A batch of new emitter searches of the configured type."""
+        kind = self.config.emitter_type
+        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
+        return EMITTER_TYPES[kind](ancestors, sigmas, self.emitter_config, self.generator, **extra)
+
+    def _restore_batch(self, state: dict, generations: int):
+        """An emitter search rebuilt from its saved state."""
+        kind = self.config.emitter_type
+        extra = {"novelty": self._ns_novelty} if kind == "novelty" else {}
+        return EMITTER_TYPES[kind].from_state(
+            state, self.emitter_config, self.generator, generations, **extra
+        )
+
+    def _emitters_state(self, tensors: dict) -> list[dict]:
+        """Write every active emitter's search tensors to ``tensors``; their JSON meta."""
+        meta = []
+        for i, e in enumerate(self.emitters):
+            tensors.update({f"emitter{i}.search.{k}": v for k, v in e.search.state().items()})
+            meta.append(
+                {
+                    "uid": e.uid,
+                    "improvement": e.improvement,
+                    "archived_max": e.archived_max,
+                    "most_novel": e.most_novel,
+                    "novel_member": e.novel_member,
+                    "generations": e.search.generations,
+                    "baseline": e.baseline,
+                }
+            )
+        return meta
+
+    def _load_emitters(self, tensors: dict, meta: list[dict]) -> list[Emitter]:
+        """Inverse of :meth:`_emitters_state`."""
+        emitters = []
+        for i, m in enumerate(meta):
+            prefix = f"emitter{i}.search."
+            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            search = self._restore_batch(state, m["generations"])
+            fields = ("archived_max", "most_novel", "novel_member", "baseline")
+            emitters.append(
+                Emitter(search, m["uid"], m["improvement"], **{f: m[f] for f in fields})
+            )
+        return emitters
 
     # -- rows ----------------------------------------------------------------------------------
     def _pad_rows(self, rows: dict, total: int) -> dict:
@@ -152,7 +202,45 @@ class EmitterLifecycle:
         novelty = self._ns_novelty(row["measures"], reward_rows=row["reward_row"])
         emitter.most_novel = float(novelty[0])
 
+    def _choose_emitter(self) -> int:
+        front = pareto_front(self._emitter_objectives())
+        pick = torch.randint(len(front), (1,), generator=self.generator)
+        return int(front[pick])
+
+    def _choose_emitters(self) -> list[int]:
+        """Concurrent exploitation: the first Pareto front, or the best ``exploit_emitters``
+        in NSGA-II order; in emitter order."""
+        objectives = self._emitter_objectives()
+        if self.config.exploit_emitters:
+            chosen = nsga2_select(objectives, self.config.exploit_emitters)
+        else:
+            chosen = pareto_front(objectives)
+        return sorted(int(i) for i in chosen)
+
     # -- telling -------------------------------------------------------------------------------
+    def _new_candidates(self, rows: dict, parents: torch.Tensor) -> None:
+        """Rewarding NS individuals join the reward archive and become candidates, with their
+        sigma_e against this generation's ``parents`` + evaluated genomes."""
+        rewarding = torch.nonzero(rows["objective"] > 0).flatten()
+        if not len(rewarding):
+            return
+        others = torch.cat([parents, rows["solution"]])
+        sigma = initial_sigma(
+            rows["solution"][rewarding],
+            others,
+            self_index=(len(parents) + rewarding).cpu(),
+            fallback=self.emitter_config.min_sigma,
+        )
+        reward_row = len(self.reward_archive) + torch.arange(len(rewarding))
+        self._add_rows(self.reward_archive, rows, rewarding)
+        self._add_rows(
+            self.candidates,
+            rows,
+            rewarding,
+            sigma=sigma.to(self.device),
+            reward_row=reward_row.to(self.device),
+        )
+
     def _tell_bootstrap(self, stage: tuple, rows: dict) -> None:
         _, batch, first, generation, uids, archived_max = stage
         n = len(batch)
