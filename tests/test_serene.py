@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import envs
-from qd.algorithms.serene import Serene, SereneConfig, pareto_front
-from qd.algorithms.serene_emitters import Emitter, archive_choice
+from qd.algorithms.serene import Serene, SereneConfig
+from qd.algorithms.serene_emitters import Emitter, archive_choice, pareto_front
 from qd.archive import Archive
 from qd.cli import main
 from qd.emitters import ElitistEmitters, EmitterConfig, improvement
@@ -97,8 +97,8 @@ def test_other_emitter_types_run_and_account(emitter_type):
     assert "bootstrap" in kinds
     boot = [p[2] for p in phases if p[1] == "bootstrap"]
     n = boot[0] // 6
-    if emitter_type == "cma":  # population 6: 6 + 10 x 6 = 66 evaluations per candidate
-        assert boot[:11] == [6 * n] * 11
+    if emitter_type == "cma":  # population 6: 6 + 5 x 6 = 36 evaluations per candidate
+        assert boot[:6] == [6 * n] * 6 and serene.bootstrap_evaluations == 36
     else:
         assert boot[:6] == [6 * n] + [12 * n] * 5
     # every emitter evaluation is charged to its ancestor's reward area (curling: 2 areas)
