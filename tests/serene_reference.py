@@ -2,7 +2,8 @@
 
 The env lives here, not in ``envs/``, so that fixes to the built-in envs cannot change the
 reference. ``python tests/serene_reference.py`` rewrites the JSON (only when a documented
-change of SERENE's rules is meant to change results).
+change of SERENE's rules is meant to change results). Last rewritten for the issue-17 emitter
+rules (docs/algorithms/serene.md, "Differences from the authors' code").
 """
 
 from __future__ import annotations

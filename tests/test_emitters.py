@@ -13,12 +13,18 @@ from qd.emitters import (
 
 def test_sigma_rule():
     ancestors = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
-    others = torch.tensor([[0.0, 0.0], [3.0, 4.0], [5.0, 5.0]])  # includes the ancestors
-    sigma = initial_sigma(ancestors, others)
-    assert sigma[0].item() == pytest.approx(5 / 3)  # nearest other: (3, 4)
-    assert sigma[1].item() == pytest.approx((4 + 1) ** 0.5 / 3)
-    alone = initial_sigma(torch.zeros(1, 2), torch.zeros(1, 2))
+    others = torch.tensor([[0.0, 0.0], [3.0, 4.0], [5.0, 5.0]])  # rows 0 and 2: the ancestors
+    sigma = initial_sigma(ancestors, others, self_index=torch.tensor([0, 2]))
+    assert sigma[0].item() == pytest.approx(5 / 3)  # nearest other: (3, 4) at distance 5
+    assert sigma[1].item() == pytest.approx((4 + 1) ** 0.5 / 3)  # (3, 4) at sqrt(5)
+    alone = initial_sigma(torch.zeros(1, 2), torch.zeros(1, 2), self_index=torch.tensor([0]))
     assert alone.item() == pytest.approx(0.05)
+    # another genome equal to the ancestor: distance 0, so the fallback (the authors' rule)
+    twin = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
+    assert initial_sigma(torch.zeros(1, 2), twin, self_index=[0]).item() == pytest.approx(0.05)
+    # an ancestor that is not among the others (-1): every row counts
+    outside = initial_sigma(torch.zeros(1, 2), torch.tensor([[0.0, 3.0]]), self_index=[-1])
+    assert outside.item() == pytest.approx(1.0)
 
 
 def test_improvement_and_window():
@@ -85,10 +91,30 @@ def test_elitist_keeps_the_mu_best():
     gen = torch.Generator().manual_seed(1)
     emitters = ElitistEmitters(torch.zeros(1, 2), torch.tensor([1.0]), EmitterConfig(), gen)
     emitters.tell_initial(torch.arange(6.0)[None])
+    assert emitters.selected.tolist() == [[0, 1, 2, 3, 4, 5]]
     offspring = emitters.ask()
     rewards = torch.arange(12.0)[None] - 3  # -3 .. 8
     emitters.tell(offspring, rewards)
     assert emitters.parent_rewards[0].tolist() == [8.0, 7.0, 6.0, 5.0, 5.0, 4.0]
+    # rows of [parents (0-5); offspring (6-17)]: offspring i has reward i - 3; on the ties
+    # (5: parent 5 / offspring 8, 4: parent 4 / offspring 7) the newer row goes first
+    assert emitters.selected.tolist() == [[17, 16, 15, 14, 5, 13]]
+
+
+def test_elitist_tie_break_is_newest_first():
+    """On a zero-reward plateau the newest offspring replace the parents (neutral drift)."""
+    gen = torch.Generator().manual_seed(4)
+    emitters = ElitistEmitters(torch.zeros(1, 2), torch.tensor([1.0]), EmitterConfig(), gen)
+    emitters.tell_initial(torch.zeros(1, 6))
+    offspring = emitters.ask()
+    emitters.tell(offspring, torch.zeros(1, 12))
+    assert emitters.selected.tolist() == [[17, 16, 15, 14, 13, 12]]
+    assert torch.equal(emitters.parents[0], offspring[0].flip(0)[:6])
+    # a better parent still beats equal newer ones: reward 1 at parent row 2 stays first
+    again = emitters.ask()
+    emitters.parent_rewards[0, 2] = 1.0
+    emitters.tell(again, torch.zeros(1, 12))
+    assert emitters.selected.tolist() == [[2, 17, 16, 15, 14, 13]]
 
 
 def test_novelty_selecting_elitist_keeps_the_most_novel():
@@ -142,3 +168,37 @@ def test_cma_emitters_climb_and_checkpoint_exactly():
     assert torch.equal(a, b)
     single = emitters.subset(torch.tensor([False, True, False]))
     assert len(single) == 1 and torch.equal(single.best()[0][0], emitters.best()[0][1])
+
+
+def test_cma_stop_test_of_the_authors_cmaes():
+    """cmaes 0.6.0's should_stop on hand-set CMA-ES states (n = 2, population 6)."""
+    import numpy as np
+    from ribs.emitters.opt import CMAEvolutionStrategy
+
+    from qd.emitters.cma import cma_should_stop
+
+    def fresh():
+        opt = CMAEvolutionStrategy(sigma0=0.3, solution_dim=2, batch_size=6, seed=0)
+        opt.reset(np.array([1.0, 1.0]))
+        return opt
+
+    # flat rewards: stop once more than 10 + ceil(30 * 2 / 6) = 20 generations span < 1e-12
+    flat = torch.zeros(21, 6)
+    assert not cma_should_stop(fresh(), 0.3, flat[:20])
+    assert cma_should_stop(fresh(), 0.3, flat)
+    varied = flat.clone()
+    varied[3, 0] = 1e-6  # a reward inside the last 20 generations differs
+    assert not cma_should_stop(fresh(), 0.3, varied)
+    varied[3, 0], varied[0, 0] = 0.0, 1.0  # only generation 0 differs: outside the window
+    assert cma_should_stop(fresh(), 0.3, varied)
+    short = torch.arange(4 * 6.0).view(4, 6)
+    opt = fresh()
+    opt.sigma = 2e4  # sigma * max(D) = 2e4 > 1e4 (divergence)
+    assert cma_should_stop(opt, 0.3, short)
+    opt = fresh()
+    opt.sigma = 1e-17  # 1 + 0.2 * 1e-17 == 1 in float64: no-effect coordinate
+    assert cma_should_stop(opt, 0.3, short)
+    opt = fresh()
+    opt.cov.eigenvalues = np.array([1.0, 1e-30])  # D = (1, 1e-15): conditioning 1e15 > 1e14
+    assert cma_should_stop(opt, 0.3, short)
+    assert not cma_should_stop(fresh(), 0.3, short)  # a fresh CMA-ES goes on

@@ -40,7 +40,7 @@ def test_ns_ask_tell_numbers():
     assert first.shape == (100, 63) and first.abs().max() <= 5
     out = ev.evaluate(first)
     ns.tell(first, out, out.descriptor)
-    assert len(ns.population) == 100 and len(ns.archive) == 5
+    assert len(ns.population) == 100 and len(ns.archive) == 0  # offspring only are archived
     offspring = ns.ask()
     assert offspring.shape == (200, 63)
     parents = ns.population.genomes.repeat_interleave(2, 0)
@@ -49,7 +49,7 @@ def test_ns_ask_tell_numbers():
     assert diff[inside].std().item() == pytest.approx(0.05, rel=0.05)
     out = ev.evaluate(offspring)
     ns.tell(offspring, out, out.descriptor)
-    assert len(ns.archive) == 10 and len(ns.population) == 100
+    assert len(ns.archive) == 5 and len(ns.population) == 100
     # the population is the most novel of population + offspring
     assert ns.population.field("novelty_score").min() >= 0
     assert ns.ask(max_count=7).shape == (7, 63)
@@ -240,7 +240,7 @@ def test_inspect_json(tmp_path, capsys):
         "max_reward",
         "wall_time_s",
     } <= set(info)
-    assert info["evaluations"] == 600 and info["archives"]["novelty"] == 20  # 4 generations x 5
+    assert info["evaluations"] == 600 and info["archives"]["novelty"] == 15  # 3 x 5 offspring
     assert main(["inspect", str(folder)]) == 0
     assert "coverage" in capsys.readouterr().out
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 import envs
-from qd.algorithms.serene import Serene, SereneConfig, pareto_front
+from qd.algorithms.serene import Serene, SereneConfig
+from qd.algorithms.serene_emitters import Emitter, archive_choice, pareto_front
 from qd.archive import Archive
 from qd.cli import main
-from qd.emitters import improvement
+from qd.emitters import ElitistEmitters, EmitterConfig, improvement
 from qd.evaluation import LocalEvaluator
 from qd.policies import SereneMLP
 from qd.report import format_summary, summary
@@ -96,8 +97,8 @@ def test_other_emitter_types_run_and_account(emitter_type):
     assert "bootstrap" in kinds
     boot = [p[2] for p in phases if p[1] == "bootstrap"]
     n = boot[0] // 6
-    if emitter_type == "cma":  # population 6: 6 + 10 x 6 = 66 evaluations per candidate
-        assert boot[:11] == [6 * n] * 11
+    if emitter_type == "cma":  # population 6: 6 + 5 x 6 = 36 evaluations per candidate
+        assert boot[:6] == [6 * n] * 6 and serene.bootstrap_evaluations == 36
     else:
         assert boot[:6] == [6 * n] + [12 * n] * 5
     # every emitter evaluation is charged to its ancestor's reward area (curling: 2 areas)
@@ -196,3 +197,125 @@ def test_concurrent_exploitation_runs_the_front_together(tmp_path):
         assert torch.equal(algo.archives[name].genomes, resumed.archives[name].genomes), name
     with pytest.raises(ValueError, match="exploit"):
         SereneConfig(exploit="parallel")
+
+
+# -- the authors' emitter rules on hand-made rows (GPaolo/STAX core/evolvers, core/emitters) -------
+def _tiny(**options):
+    from serene_reference import PointGoals
+
+    config = SereneConfig(k_neighbors=2, **options)
+    spec = PointGoals().spec.to_dict()
+    return Serene(config, genome_size=2, measure_dim=2, env_spec=spec, seed=0)
+
+
+def _rows(genomes, rewards, measures):
+    n = len(rewards)
+    return {
+        "solution": torch.as_tensor(genomes, dtype=torch.float32).view(n, 2),
+        "objective": torch.as_tensor(rewards, dtype=torch.float32),
+        "measures": torch.as_tensor(measures, dtype=torch.float32).view(n, 2),
+        "ground_truth": torch.zeros(n, 2),
+        "reward_area": torch.zeros(n, dtype=torch.long),
+    }
+
+
+def test_reward_archive_choice():
+    rewards = torch.tensor(
+        [[0.0, 0.3, 0.5, 0.5, 0.1, 0.0], [0.0] * 6, [0.0, 0.3, 0.5, 0.5, 0.1, 0]]
+    )
+    archived = torch.tensor([-float("inf"), -float("inf"), 0.2])
+    pick = archive_choice(rewards, archived)
+    assert pick[0].tolist() == [False, False, True, False, False, False]  # first best only
+    assert not pick[1].any()  # nothing rewarding
+    assert pick[2].tolist() == [False, True, True, True, False, False]  # all above 0.2
+
+
+def test_candidates_sigma_and_reward_novelty_leave_their_own_row_out():
+    serene = _tiny()
+    parents = torch.tensor([[0.0, 0.3]])
+    rows = _rows([[0, 0], [3, 4], [0, 0.6]], [0.5, 0.2, 0.8], [[0, 0], [3, 4], [6, 8]])
+    serene._new_candidates(rows, parents)
+    assert serene.candidates.field("reward_row").tolist() == [0, 1, 2]
+    # sigma_e: nearest other genome of parents + this generation, / 3
+    sigma = serene.candidates.field("sigma")
+    assert sigma.tolist() == pytest.approx([0.3 / 3, 20.56**0.5 / 3, 0.3 / 3], rel=1e-5)
+    # novelty w.r.t. the reward archive (k = 2) without the row itself: (0, 0) -> 5 and 10
+    novelty = serene._reward_novelty(serene.candidates.descriptors, torch.tensor([0, 1, 2]))
+    assert novelty.tolist() == pytest.approx([7.5, 5.0, 7.5])
+
+
+def test_running_emitter_archives_and_buffers_its_selected_population(monkeypatch):
+    serene = _tiny()
+    serene._add_rows(serene.reward_archive, _rows([[0, 0], [1, 1]], [0.5, 0.3], [[0, 0], [4, 0]]))
+    ancestor = _rows([[0, 0]], [0.5], [[0, 0]])
+    serene._add_rows(
+        serene.ancestors, ancestor, sigma=torch.tensor([0.1]), reward_row=torch.tensor([0])
+    )
+    gen = torch.Generator().manual_seed(0)
+    search = ElitistEmitters(torch.zeros(1, 2), torch.tensor([0.1]), EmitterConfig(), gen)
+    parents = search.initial()[0]
+    initial = _rows(parents, [0.1, 0, 0, 0, 0, 0], [[0, -8]] + [[2, 0]] * 5)
+    search.tell_initial(initial["objective"][None], initial["measures"][None])
+    serene._new_population(torch.tensor([0]), initial, search, 6)
+    serene.emitters.append(Emitter(search, 0, 1.0))
+    # threshold: the ancestor's novelty w.r.t. the NS reference (here the reward archive,
+    # k = 2) without its own row: the other row is at distance 4
+    serene._seed_threshold(0)
+    assert serene.emitters[0].most_novel == pytest.approx(4.0)
+    # generation 1: selection keeps o0 (0.2), p0 (0.1), o1 (0.05), then the newest zeros
+    offspring = search.ask()[0]
+    measures = [[0, 3], [2, 0], [2, 0], [2, 0], [2, 0], [100, 100]] + [[2, 0]] * 6
+    rewards = [0.2, 0.05] + [0.0] * 10
+    assert not serene._tell_run(0, _rows(offspring, rewards, measures))
+    assert search.selected.tolist() == [[6, 0, 7, 17, 16, 15]]
+    # reward archive: nothing archived yet, so the population's best only (o0, 0.2)
+    assert serene.reward_archive.objectives.tolist() == pytest.approx([0.5, 0.3, 0.2])
+    assert serene.emitters[0].archived_max == pytest.approx(0.2)
+    # buffer: selected members more novel than 4: p0 at (0, -8) -> (8 + sqrt(80)) / 2; o0 at
+    # (0, 3) -> (3 + 5) / 2 = 4 is not above it; o5 at (100, 100) was not selected
+    buffer = serene.buffers
+    assert len(buffer) == 1 and torch.equal(buffer.genomes[0], parents[0])
+    assert serene.emitters[0].most_novel == pytest.approx((8 + 80**0.5) / 2)
+    serene._seed_threshold(0)  # a member beat the ancestor: the threshold stays
+    assert serene.emitters[0].most_novel == pytest.approx((8 + 80**0.5) / 2)
+    # generation 2: every member above the archived maximum 0.2 joins the reward archive
+    offspring = search.ask()[0]
+    measures = [[0, 10], [0, 1]] + [[2, 0]] * 10
+    rewards = [0.3, 0.25, 0.15] + [0.0] * 9
+    serene._tell_run(0, _rows(offspring, rewards, measures))
+    assert serene.reward_archive.objectives.tolist() == pytest.approx([0.5, 0.3, 0.2, 0.3, 0.25])
+    assert len(buffer) == 2 and torch.equal(buffer.genomes[1], offspring[0])
+    assert serene.emitters[0].most_novel == pytest.approx((10 + 116**0.5) / 2)
+    # the members archive holds the emitter's population, best first
+    assert serene.members.objectives.tolist() == pytest.approx([0.3, 0.25, 0.2, 0.15, 0.1, 0.05])
+    # the search's own stop test ends the emitter too (CMA-ES's should_stop)
+    monkeypatch.setattr(search, "should_stop", lambda: torch.tensor([True]))
+    assert serene._tell_run(0, _rows(search.ask()[0], [0.0] * 12, [[2, 0]] * 12))
+
+
+def _point_loop(budget, **options):
+    from serene_reference import PointGoals
+
+    env, policy = PointGoals(), SereneMLP((2, 2))
+    config = SereneConfig(chunk_size=500, budget=budget, **options)
+    spec = env.spec.to_dict()
+    serene = Serene(config, genome_size=policy.genome_size, measure_dim=2, env_spec=spec, seed=7)
+    evaluator = LocalEvaluator(env, policy)
+    used = 0
+    while used < budget:
+        genomes = serene.ask(budget - used)
+        out = evaluator.evaluate(genomes)
+        serene.tell(genomes, out, out.descriptor)
+        used += len(genomes)
+    return serene
+
+
+def test_local_improvement_default_and_first_baseline():
+    assert SereneConfig().local_improvement is False  # both authors' parameters.py
+    # chunks of 500: explore, then bootstrap (and run one emitter) from 500 to 1,000
+    for local, baseline in ((False, 0), (True, 3)):
+        serene = _point_loop(1000, local_improvement=local)
+        waiting = [e for e in serene.emitters if e.search.reward_history().shape[1] == 6]
+        assert waiting  # bootstrapped (initial + 5 generations), not run yet
+        for e in waiting:
+            assert e.baseline == baseline  # True: measured from the last 3 bootstrap ones

@@ -80,7 +80,7 @@ def test_taxons_trains_on_schedule_and_reembeds(tmp_path):
     lines = []
     before = None
     while run.evaluations < run.config.budget:
-        if run.evaluations == 100:  # after the first generation, before the first training
+        if run.evaluations == 300:  # after the first offspring, before the first training
             before = algo.archive.descriptors.clone()
             count_before = len(algo.archive)
         lines.append(run.step())
@@ -91,7 +91,8 @@ def test_taxons_trains_on_schedule_and_reembeds(tmp_path):
     assert all(line["ae_epochs"] == 2 for line in trained)
     assert trained[0]["ae_images"] >= 10 + 100  # archive + population (+ dropped offspring)
     # the archive's first rows were re-described (same count, new descriptors)
-    assert len(algo.archive) == 5 * len(lines) and count_before == 5
+    # offspring only are archived: 5 per generation after the initial population
+    assert len(algo.archive) == 5 * (len(lines) - 1) and count_before == 5
     assert not torch.allclose(algo.archive.descriptors[:5], before)
     # stored descriptors equal what the current AE says about the stored frames
     z, s = algo.space.describe_frames(algo.archive.field("frames"))
@@ -110,8 +111,8 @@ def test_training_set_is_archive_population_and_dropped_offspring(tmp_path):
     run.step()
     run.step()
     frames = algo.training_frames()
-    # 10 archived + 100 in the population + the offspring the population did not keep
-    assert len(frames) == 10 + 100 + len(algo._pending_frames)
+    # 5 archived (offspring only) + 100 in the population + the offspring it did not keep
+    assert len(frames) == 5 + 100 + len(algo._pending_frames)
     assert len(algo._pending_frames) == 200 - (
         100
         - sum(  # offspring not kept

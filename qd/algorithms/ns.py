@@ -7,8 +7,8 @@ code always drops the closest distance, even for individuals outside R; we exclu
 After each generation 5 offspring chosen uniformly at random join the unbounded novelty archive
 (options: top-k by novelty, novelty threshold); the next population is the 100 most novel of
 population + offspring ((mu + lambda) truncation). The initial population (N(0, 1) genomes,
-clipped) counts as generation 0: it is evaluated, 5 of it are archived, and it becomes the
-first population.
+clipped) counts as generation 0: it is evaluated and becomes the first population, and, as in
+the authors' code, none of it is archived (only offspring are).
 """
 
 from __future__ import annotations
@@ -187,15 +187,16 @@ class NoveltySearch(Algorithm):
             self_index=n_archive + torch.arange(len(union["measures"]), device=self.device),
         )
         order, selection_info = self._select_survivors(union, novelty)
-        self.archive.add(
-            rows["solution"],
-            rows["objective"],
-            rows["measures"],
-            novelty=novelty[n_pop:],
-            ground_truth=rows["ground_truth"],
-            reward_area=rows["reward_area"],
-            **{k: rows[k] for k in extras},
-        )
+        if not first:  # only offspring are archived (the initial population is not)
+            self.archive.add(
+                rows["solution"],
+                rows["objective"],
+                rows["measures"],
+                novelty=novelty[n_pop:],
+                ground_truth=rows["ground_truth"],
+                reward_area=rows["reward_area"],
+                **{k: rows[k] for k in extras},
+            )
         self.population.clear()
         self.population.add(
             union["solution"][order],

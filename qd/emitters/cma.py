@@ -2,7 +2,10 @@
 
 Each emitter is a CMA-ES on reward started at its ancestor with ``sigma0 = sigma_e`` (the same
 genome-space distance rule as the elitist emitter), population 6, ``mu = 3`` parents with
-log-weights, and bounds [-5, 5] handled by pyribs's resampling. The implementation is
+log-weights, and bounds [-5, 5] handled by pyribs's resampling. It ends, besides SERENE's
+stagnation rule, when the stop test of the CMA-ES the authors used (``cmaes`` 0.6.0's
+``should_stop``: flat rewards, tolx, tolxup, no-effect coordinate and axis, conditioning) fires
+(:func:`cma_should_stop`). The implementation is
 :class:`ribs.emitters.opt.CMAEvolutionStrategy`: it is already a dependency, it is the
 implementation pyribs's own CMA-ME uses, and its state is a handful of numpy arrays that
 checkpoint without pickling. Its ask/tell are per instance, so a batch of ``E`` CMA-ES emitters
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import numpy as np
 import torch
@@ -60,6 +64,7 @@ class CMAEmitters:
         self.best_rewards = torch.full((len(ancestors),), -float("inf"))
         self.history: list[torch.Tensor] = []
         self.generations = 0
+        self.selected = torch.zeros(len(ancestors), 0, dtype=torch.long)
 
     def _strategy(self, sigma: float, seed: int | None) -> CMAEvolutionStrategy:
         d = self.ancestors.shape[1]
@@ -97,8 +102,14 @@ class CMAEmitters:
         rewards: torch.Tensor,
         measures: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Rank each population by reward (padding rows are ``-inf``) and update."""
+        """Rank each population by reward (padding rows are ``-inf``) and update.
+
+        The emitter's population is the sampled one: :attr:`selected` ``[E, 6]`` indexes it in
+        ``[previous population; this one]``.
+        """
         rewards = rewards.float()
+        shift = self.config.mu if self.history else 0
+        self.selected = (shift + torch.arange(rewards.shape[1])).expand(len(self), -1)
         for strategy, values in zip(self.strategies, rewards.double().numpy(), strict=True):
             order = np.argsort(-values, kind="stable")
             strategy.tell(order, values[order], self.config.mu // 2)
@@ -116,6 +127,15 @@ class CMAEmitters:
 
     def reward_history(self) -> torch.Tensor:
         return torch.stack(self.history, 1)
+
+    def should_stop(self) -> torch.Tensor:
+        """``[E]`` bool: CMA-ES's own stop test (:func:`cma_should_stop`) per emitter."""
+        if not self.history:
+            return torch.zeros(len(self), dtype=torch.bool)
+        history = self.reward_history()
+        sigmas = self.sigmas.tolist()
+        stops = [cma_should_stop(s, sigmas[i], history[i]) for i, s in enumerate(self.strategies)]
+        return torch.tensor(stops, dtype=torch.bool)
 
     def best(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.best_genomes, self.best_rewards
@@ -154,6 +174,7 @@ class CMAEmitters:
         other.best_genomes = state["best_genomes"].clone()
         other.best_rewards = state["best_rewards"].clone()
         other.history = list(state["history"].unbind(1))
+        other.selected = torch.zeros(len(other.ancestors), 0, dtype=torch.long)
         meta = json.loads(bytes(state["cma.meta"].tolist()).decode())
         other.strategies = []
         for i, sigma0 in enumerate(other.sigmas.tolist()):
@@ -171,6 +192,43 @@ class CMAEmitters:
         other.best_genomes, other.best_rewards = self.best_genomes[index], self.best_rewards[index]
         other.history = [h[index] for h in self.history]
         return other
+
+
+def cma_should_stop(opt: CMAEvolutionStrategy, sigma0: float, rewards: torch.Tensor) -> bool:
+    """The stop test of ``cmaes`` 0.6.0 (the CMA-ES of the authors' emitter) on a pyribs CMA-ES.
+
+    ``rewards [G, k]`` are the populations' rewards of the ``G`` generations told so far (non-
+    finite entries, rows cut by the budget, are ignored). With ``D`` the square roots of the
+    covariance's eigenvalues and ``B`` its eigenvectors, it stops when: more than
+    ``10 + ceil(30 n / k)`` generations ran and the rewards of the last that many span less
+    than 1e-12; ``sigma * diag(C)`` and ``sigma * pc`` are both below ``1e-12 sigma0``
+    everywhere; ``sigma * max(D) > 1e4``; adding ``0.2 sigma sqrt(C_ii)`` to coordinate ``i``
+    of the mean leaves it unchanged for some ``i``; adding ``0.1 sigma D_i B_i`` (axis
+    ``i = G mod n``) leaves the mean unchanged; or ``max(D) / min(D) > 1e14``. The
+    eigensystem is pyribs's (refreshed lazily, as it samples with it).
+    """
+    n = opt.solution_dim
+    generations, popsize = rewards.shape
+    term = 10 + math.ceil(30 * n / popsize)
+    if generations > term:
+        recent = rewards[-term:]
+        recent = recent[torch.isfinite(recent)]
+        if len(recent) and float(recent.max() - recent.min()) < 1e-12:
+            return True
+    sigma, mean, pc = float(opt.sigma), opt.mean, opt.pc
+    diag = np.diag(opt.cov.cov)
+    tolx = 1e-12 * sigma0
+    if np.all(sigma * diag < tolx) and np.all(sigma * pc < tolx):
+        return True
+    d = np.sqrt(np.maximum(opt.cov.eigenvalues, 0))
+    if sigma * d.max() > 1e4:
+        return True
+    if np.any(mean == mean + 0.2 * sigma * np.sqrt(diag)):
+        return True
+    i = generations % n
+    if np.all(mean == mean + 0.1 * sigma * d[i] * opt.cov.eigenbasis[:, i]):
+        return True
+    return bool(d.min() <= 0 or d.max() / d.min() > 1e14)
 
 
 def rng_state(rng: np.random.Generator) -> dict:

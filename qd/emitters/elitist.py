@@ -39,15 +39,32 @@ class EmitterConfig:
         return self.mu * self.offspring_per_parent
 
 
-def initial_sigma(ancestors: torch.Tensor, others: torch.Tensor, *, fallback: float = 0.05):
+def initial_sigma(
+    ancestors: torch.Tensor,
+    others: torch.Tensor,
+    *,
+    self_index: torch.Tensor | None = None,
+    fallback: float = 0.05,
+) -> torch.Tensor:
     """SERENE's sigma rule: distance in genome space from each ancestor ``[E, D]`` to the nearest
-    *other* genome of ``others`` ``[N, D]`` (population + offspring), divided by 3; ``fallback``
-    where that distance is 0 (or no other genome exists)."""
+    other genome of ``others`` ``[N, D]`` (the population + offspring of the generation that
+    found it), divided by 3.
+
+    ``self_index [E]`` is the ancestor's own row of ``others`` (-1: not there), left out. As in
+    the authors' code, ``fallback`` is used where that distance is 0 (a duplicate genome) or no
+    other genome exists.
+    """
     dist = torch.cdist(ancestors.float(), others.float())
-    dist = torch.where(dist > 0, dist, torch.full_like(dist, float("inf")))  # skip itself
+    if self_index is not None:
+        rows = torch.arange(len(ancestors))
+        own = torch.as_tensor(self_index, dtype=torch.long)
+        mine = torch.zeros_like(dist, dtype=torch.bool)
+        mine[rows[own >= 0], own[own >= 0]] = True
+        dist = dist.masked_fill(mine, float("inf"))
     nearest = dist.min(1).values if dist.shape[1] else torch.full((len(ancestors),), float("inf"))
     sigma = nearest / 3
-    return torch.where(torch.isfinite(sigma), sigma, torch.full_like(sigma, fallback))
+    usable = torch.isfinite(sigma) & (sigma > 0)
+    return torch.where(usable, sigma, torch.full_like(sigma, fallback))
 
 
 def _per_generation(history: torch.Tensor) -> torch.Tensor:
@@ -81,6 +98,14 @@ def update_best(
     picked = genomes[torch.arange(len(genomes)), where]
     genomes_out = torch.where(better[:, None], picked, best_genomes)
     return genomes_out, torch.where(better, top, best_rewards)
+
+
+def newest_first_top(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Column indices of the ``count`` highest ``scores [E, n]`` per row, highest first; equal
+    scores are ordered last column first (the authors' ``argsort()[::-1]``)."""
+    n = scores.shape[1]
+    order = torch.sort(scores.flip(1), dim=1, descending=True, stable=True).indices
+    return (n - 1 - order)[:, :count]
 
 
 def stagnation_window(genome_size: int, mu: int) -> int:
@@ -145,6 +170,7 @@ class ElitistEmitters:
         self.best_rewards = torch.full((e,), -float("inf"))
         self.history: list[torch.Tensor] = []  # parents' rewards after each selection [E, mu]
         self.generations = 0
+        self.selected = torch.zeros(e, 0, dtype=torch.long)  # see :meth:`tell`
 
     @property
     def initial_size(self) -> int:
@@ -183,6 +209,7 @@ class ElitistEmitters:
     def tell_initial(self, rewards: torch.Tensor, measures: torch.Tensor | None = None) -> None:
         """Rewards ``[E, mu]`` (and descriptors ``[E, mu, m]``) of :meth:`initial`."""
         self.parent_rewards = rewards.float().clone()
+        self.selected = torch.arange(self.config.mu).expand(len(self), -1)
         if measures is not None:
             self.parent_measures = measures.float().clone()
         self._track_best(self.parents, self.parent_rewards)
@@ -202,7 +229,10 @@ class ElitistEmitters:
     ) -> torch.Tensor:
         """(mu + lambda) elitist selection per emitter; returns the best reward so far ``[E]``.
 
-        ``rewards`` of padding rows (not evaluated) are ``-inf``; they are never kept.
+        The ``mu`` best of parents + offspring are kept, best first; on equal scores the later
+        row wins (newest first, as the authors' reversed ascending sort). :attr:`selected`
+        ``[E, mu]`` holds the kept rows of ``[parents; offspring]``. ``rewards`` of padding rows
+        (not evaluated) are ``-inf``; they are never kept while real rows remain.
         """
         offspring, rewards = offspring.float(), rewards.float()
         genomes = torch.cat([self.parents, offspring], 1)
@@ -211,7 +241,8 @@ class ElitistEmitters:
             measures = torch.zeros(*rewards.shape, self.parent_measures.shape[2])
         all_measures = torch.cat([self.parent_measures, measures.float()], 1)
         scores = self._scores(all_rewards, all_measures)
-        keep = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : self.config.mu]
+        keep = newest_first_top(scores, self.config.mu)
+        self.selected = keep
         self.parents = torch.gather(genomes, 1, keep[..., None].expand(-1, -1, genomes.shape[2]))
         self.parent_rewards = torch.gather(all_rewards, 1, keep)
         self.parent_measures = torch.gather(
@@ -221,6 +252,10 @@ class ElitistEmitters:
         self.history.append(self.parent_rewards.clone())
         self.generations += 1
         return self.best_rewards
+
+    def should_stop(self) -> torch.Tensor:
+        """``[E]`` bool: the elitist EA has no stop test of its own (stagnation decides)."""
+        return torch.zeros(len(self), dtype=torch.bool)
 
     def reward_history(self) -> torch.Tensor:
         """Rewards of the parents after each generation's selection, ``[E, G, mu]``."""
@@ -272,6 +307,7 @@ class ElitistEmitters:
         for k in cls._STATE:
             setattr(other, k, state[k].clone())
         other.history = list(state["history"].unbind(1))
+        other.selected = torch.zeros(len(other), 0, dtype=torch.long)
         return other
 
     def select(self, keep: torch.Tensor) -> None:
