@@ -94,6 +94,7 @@ EPILOG_RUN = """examples:
   qd run taxons --env hardmaze --set ae_device=cuda   (learned space; AE on a GPU)
   qd run stax --env curling --compile --set space=autoencoder:frames=3
   qd run --resume runs/ns-demo        (continue from the last checkpoint)
+  qd run --resume runs/ns-demo --budget 50000   (extend a run, finished or not)
   qd run ns --env hardmaze --seeds 0-9 --out runs/ns10   (10 seeds in lockstep; each seed's
       folder runs/ns10/seed-S equals a separate run with --seed S; resume with --resume runs/ns10)
   qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
@@ -105,7 +106,8 @@ checkpoint_every, keep_checkpoints, max_batch, log_every."""
 EPILOG_INSPECT = """examples:
   qd inspect runs/demo
   qd inspect runs/demo --json
-  qd inspect runs/demo --top 10 --by objective
+  qd inspect runs/demo --top 10 --by objective   (from the archive holding the best)
+  qd inspect runs/demo --top 5 --by 'ground_truth[0]' --archive novelty
   qd inspect runs/demo/archive/novelty.safetensors"""
 
 EPILOG_PLOT = """examples:
@@ -148,10 +150,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.algorithm or args.set or args.config or args.seeds or args.seed is not None:
             raise ValueError(
-                "--resume takes only the run folder (its config.json, or lockstep.json with its "
-                "seeds, is reused)"
+                "--resume takes only the run folder and --budget (its config.json, or "
+                "lockstep.json with its seeds, is reused)"
             )
-        folder = resume(args.resume, progress=args.progress)
+        folder = resume(args.resume, budget=args.budget, progress=args.progress)
     else:
         if not args.algorithm or not args.env:
             raise ValueError("qd run needs ALGO and --env ENV (or --resume DIR)")
@@ -260,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(algorithm_names())}")
     p.add_argument("--env", help="environment name (see `qd envs`)")
-    p.add_argument("--budget", type=int, help="evaluations to spend (default 100000)")
+    p.add_argument(
+        "--budget",
+        type=int,
+        help="evaluations to spend (default 100000); with --resume, the new total budget",
+    )
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument(
         "--seeds",
@@ -300,14 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run folder or archive file (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--top", type=int, help="list the N best individuals")
+    p.add_argument(
+        "--top",
+        type=int,
+        help="list the N best individuals (default archive: the one holding the best value)",
+    )
     p.add_argument(
         "--by",
         default="objective",
-        help="field to rank by for --top (objective, reward_area, novelty...)",
+        help="field to rank by for --top (objective, reward_area, novelty, or a component of a "
+        "vector field such as ground_truth[0])",
     )
     p.add_argument(
-        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+        "--archive",
+        help="archive of the run (default: its main one, novelty or elites; for --top the one "
+        "holding the best; champions holds the best of each reward area)",
     )
 
     p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, tools.cmd_plot)

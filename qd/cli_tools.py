@@ -45,7 +45,7 @@ def _default_out(run: str, suffix: str) -> str:
 def cmd_inspect(args: argparse.Namespace) -> int:
     target = Path(args.run)
     if is_lockstep(target):
-        if args.top:
+        if args.top is not None:
             raise ValueError(f"{target} holds lockstep seeds; give --top a seed folder (seed-S)")
         infos = [summary(folder) for folder in seed_folders(target)]
         if args.json:
@@ -53,13 +53,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             print(format_lockstep(infos))
         return 0
-    if args.top:
-        archive, path = open_archive(target, args.archive)
+    if args.top is not None:
+        if args.top <= 0:
+            raise ValueError(f"--top must be >= 1, got {args.top}")
+        name, chosen = args.archive, ""
+        if name is None and target.is_dir():
+            from qd.ranking import archive_holding_best
+            from qd.report import main_archive_name
+            from qd.run_folder import archive_files
+
+            name = archive_holding_best(archive_files(target), main_archive_name(target), args.by)
+            chosen = f" (the archive holding the highest {args.by}; --archive NAME for another)"
+        archive, path = open_archive(target, name)
         rows = top_individuals(archive, args.top, args.by)
         if args.json:
             print(json.dumps({"archive": str(path), "by": args.by, "rows": rows}, indent=2))
             return 0
-        print(f"top {len(rows)} of {path} by {args.by}:")
+        print(f"top {len(rows)} of {path} by {args.by}{chosen}:")
         for r in rows:
             rank = (
                 "" if args.by in ("objective", "reward_area") else f"{args.by}={r[args.by]:.4f}  "

@@ -10,6 +10,7 @@ import torch
 
 from qd.archive import Archive
 from qd.plotting import plot_curves, plot_descriptors, plot_learned_space
+from qd.ranking import top_individuals  # noqa: F401  (re-exported)
 from qd.run_folder import archive_files, read_config, read_metrics
 
 
@@ -345,28 +346,3 @@ def archive_summary(path: str | Path) -> dict:
         "max_objective": float(objective.max()) if len(archive) else None,
         "max_reward_per_area": best,
     }
-
-
-def top_individuals(archive: Archive, n: int, by: str = "objective") -> list[dict]:
-    """The ``n`` rows with the largest ``by`` (a scalar field, or ``novelty`` w.r.t. the rest)."""
-    if by == "novelty":
-        values = archive.novelty(archive.descriptors, self_index=torch.arange(len(archive)))
-    else:
-        field = archive.field(by)
-        if field.ndim != 1:
-            raise ValueError(f"--by needs a scalar field; {by!r} has shape {list(field.shape[1:])}")
-        values = field.double()
-    order = values.argsort(descending=True)[:n].tolist()
-    rows = []
-    for i in order:
-        rows.append(
-            {
-                "index": i,
-                by: float(values[i]),
-                "objective": float(archive.objectives[i]),
-                "reward_area": int(archive.field("reward_area")[i]),
-                "ground_truth": [round(float(v), 5) for v in archive.field("ground_truth")[i]],
-                "descriptor": [round(float(v), 5) for v in archive.descriptors[i]],
-            }
-        )
-    return rows
