@@ -12,6 +12,13 @@ from qd.algorithms import lookup
 from qd.evaluation import resolve_device
 
 RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
+MAX_BUDGET = 2**53  # evaluations are counted exactly in floats up to here
+
+
+def check_budget(budget: int) -> None:
+    """Raise ValueError unless ``budget`` is an int in ``[1, 2**53]``."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 0 < budget <= MAX_BUDGET:
+        raise ValueError(f"budget must be an integer in [1, 2**53], got {budget!r}")
 
 
 @dataclass
@@ -59,12 +66,21 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ValueError/KeyError for bad settings (before anything is written)."""
-        if self.budget <= 0:
-            raise ValueError(f"budget must be > 0, got {self.budget}")
+        check_budget(self.budget)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
+        if self.log_every <= 0 or self.workers <= 0:
+            raise ValueError(
+                f"log_every and workers must be > 0, got {self.log_every} and {self.workers}"
+            )
+        if self.max_batch != "auto" and (
+            isinstance(self.max_batch, bool)
+            or not isinstance(self.max_batch, int)
+            or self.max_batch <= 0
+        ):
+            raise ValueError(f"max_batch must be a positive int or 'auto', got {self.max_batch!r}")
         if self.evaluator not in ("local", "ray"):
             raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
         variant = lookup(self.algorithm)
