@@ -309,12 +309,14 @@ def _round_summary(runs: list[Run], last: list, elapsed: float, done_before: int
         return lines[0]
     evaluations = sum(r.evaluations for r in runs)
     rewards = [line["max_reward"] for line in lines]
+    returns = [line.get("max_return") for line in lines]
     return {
         "evaluations": evaluations,
         "coverage": sum(line["coverage"] for line in lines) / len(lines),
         "coverage_archive": sum(line["coverage_archive"] for line in lines) / len(lines),
         "archive_size": sum(line["archive_size"] for line in lines) // len(lines),
         "max_reward": [max(v) for v in zip(*rewards, strict=True)] if rewards else [],
+        "max_return": max((x for x in returns if x is not None), default=None),
         "evals_per_s": (evaluations - done_before) / max(elapsed, 1e-9),
     }
 
