@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
-
-from qd import cli_tools as tools
 
 EPILOG_BENCH = """example:
   qd bench rollout --env hardmaze --batch 1 256 1024 4096 --json
@@ -132,6 +131,15 @@ EPILOG_EVOLVABILITY = """examples:
   qd evolvability runs/demo --sample 10 --json"""
 
 
+def _lazy(module: str, name: str):
+    """A command handler imported on first use (so ``qd --help`` imports no torch)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
+
+    return handler
+
+
 def _sub(sub, name: str, help_text: str, epilog: str, func):
     parser = sub.add_parser(
         name,
@@ -250,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    from qd.algorithms import algorithm_names
+    from qd.catalog import ALGORITHM_NAMES
 
     p = sub.add_parser(
         "run",
@@ -260,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(algorithm_names())}")
+    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(ALGORITHM_NAMES)}")
     p.add_argument("--env", help="environment name (see `qd envs`)")
     p.add_argument(
         "--budget",
@@ -302,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect",
         "summary of a run folder or archive file; top individuals",
         EPILOG_INSPECT,
-        tools.cmd_inspect,
+        _lazy("qd.cli_inspect", "cmd_inspect"),
     )
     p.add_argument("run", help="run folder or archive file (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -323,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "holding the best; champions holds the best of each reward area)",
     )
 
-    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, tools.cmd_plot)
+    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, _lazy("qd.cli_tools", "cmd_plot"))
     p.add_argument("run", help="run folder")
     p.add_argument(
         "--kind",
@@ -344,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         "re-evaluate a stored individual and draw its trajectory",
         EPILOG_REPLAY,
-        tools.cmd_replay,
+        _lazy("qd.cli_tools", "cmd_replay"),
     )
     p.add_argument("run", help="run folder or archive file")
     p.add_argument("--index", type=int, help="row of the archive")
@@ -358,7 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda")
     p.add_argument("--out", help="PNG path (default ./RUN-replay-I.png)")
 
-    p = _sub(sub, "export", "archive rows as CSV or parquet", EPILOG_EXPORT, tools.cmd_export)
+    p = _sub(
+        sub,
+        "export",
+        "archive rows as CSV or parquet",
+        EPILOG_EXPORT,
+        _lazy("qd.cli_tools", "cmd_export"),
+    )
     p.add_argument("run", help="run folder or archive file")
     p.add_argument("--format", default="csv", choices=["csv", "parquet"])
     p.add_argument(
@@ -371,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         "curves of several runs on one figure (mean and spread)",
         EPILOG_COMPARE,
-        tools.cmd_compare,
+        _lazy("qd.cli_tools", "cmd_compare"),
     )
     p.add_argument("runs", nargs="+", help="run folders (seeds of one setting are grouped)")
     p.add_argument(
@@ -388,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evolvability",
         "evolvability of stored genomes (1,000 mutants each)",
         EPILOG_EVOLVABILITY,
-        tools.cmd_evolvability,
+        _lazy("qd.cli_tools", "cmd_evolvability"),
     )
     p.add_argument("run", help="run folder or archive file")
     group = p.add_mutually_exclusive_group(required=True)

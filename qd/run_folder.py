@@ -19,10 +19,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported only where tensors are read or written
+    import torch
 
-from qd.archive import Archive
+    from qd.archive import Archive
 
 RUN_FORMAT = 1
 LOCKSTEP_FILE = "lockstep.json"
@@ -222,6 +224,8 @@ def read_checkpoint(
 ) -> tuple[dict[str, Archive], dict[str, torch.Tensor], dict]:
     """Archives, tensors and meta of a checkpoint folder."""
     from safetensors import safe_open
+
+    from qd.archive import Archive
 
     with safe_open(str(path / "state.safetensors"), framework="pt") as handle:
         meta = json.loads(handle.metadata()["meta"])
