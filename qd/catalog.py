@@ -1,6 +1,7 @@
-"""Names of the algorithms ``qd run`` accepts, without importing them (for the CLI's help).
+"""Names of the algorithms ``qd run`` accepts and their main archives, without importing them
+(for the CLI's help and ``qd inspect``).
 
-``tests/test_cli_startup.py`` checks that this list equals ``qd.algorithms.algorithm_names()``.
+``tests/test_cli_startup.py`` checks both against ``qd.algorithms.ALGORITHMS``.
 """
 
 ALGORITHM_NAMES = (
@@ -23,3 +24,13 @@ ALGORITHM_NAMES = (
     "taxons",
     "taxons-p",
 )
+
+# each algorithm's main archive (``Algorithm.main_archive``); the others: ``novelty``
+MAIN_ARCHIVES = {
+    "cma-es": "elites",
+    "cma-me": "elites",
+    "me": "elites",
+    "random": "elites",
+    "dvd-es": "population",
+    "dvd-td3": "population",
+}

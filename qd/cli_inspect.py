@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from qd.run_folder import is_lockstep, seed_folders
+from qd.run_folder import archive_files, is_lockstep, read_config, seed_folders
 from qd.summary import format_lockstep, format_summary, summary
 
 
@@ -31,16 +31,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         name, chosen = args.archive, ""
         if name is None and target.is_dir():
             from qd.ranking import archive_holding_best
-            from qd.report import main_archive_name
-            from qd.run_folder import archive_files
 
-            name = archive_holding_best(archive_files(target), main_archive_name(target), args.by)
+            name = archive_holding_best(archive_files(target), _main_archive(target), args.by)
             chosen = f" (the archive holding the highest {args.by}; --archive NAME for another)"
-        from qd.ranking import top_individuals
-        from qd.report import open_archive
+        if args.by == "novelty":  # relative to the other rows: needs the archive itself
+            from qd.ranking import top_individuals
+            from qd.report import open_archive
 
-        archive, path = open_archive(target, name)
-        rows = top_individuals(archive, args.top, args.by)
+            archive, path = open_archive(target, name)
+            rows = top_individuals(archive, args.top, args.by)
+        else:
+            from qd.ranking import top_in_file
+
+            path = _archive_path(target, name)
+            rows = top_in_file(path, args.top, args.by)
         if args.json:
             print(json.dumps({"archive": str(path), "by": args.by, "rows": rows}, indent=2))
             return 0
@@ -69,3 +73,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     info = summary(target)
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
     return 0
+
+
+def _main_archive(folder: Path) -> str:
+    """The run's main archive (``novelty`` or ``elites``), named without importing algorithms."""
+    from qd.catalog import MAIN_ARCHIVES
+
+    return MAIN_ARCHIVES.get(read_config(folder).get("algorithm"), "novelty")
+
+
+def _archive_path(target: Path, name: str | None) -> Path:
+    """The archive file ``target`` itself, or archive ``name`` of the run folder ``target``."""
+    if target.is_file():
+        return target
+    if not target.exists():
+        raise FileNotFoundError(f"{target}: no such run folder or archive file")
+    name = name or _main_archive(target)
+    files = archive_files(target)
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none (the run has no archive yet)"
+        raise ValueError(f"{target}: no archive named {name!r}; archives: {known}")
+    return files[name]

@@ -7,14 +7,16 @@ import time
 
 import pytest
 
-from qd.algorithms import algorithm_names
-from qd.catalog import ALGORITHM_NAMES
+from qd.algorithms import ALGORITHMS, algorithm_names
+from qd.catalog import ALGORITHM_NAMES, MAIN_ARCHIVES
 from qd.progress import Progress
 from qd.run import RunConfig, start
 
 
 def test_catalog_lists_every_algorithm():
     assert list(ALGORITHM_NAMES) == algorithm_names()
+    for name, variant in ALGORITHMS.items():
+        assert MAIN_ARCHIVES.get(name, "novelty") == variant.algorithm.main_archive, name
 
 
 def _modules_after(argv: list[str]) -> set[str]:
@@ -45,6 +47,8 @@ def test_help_and_inspect_do_not_import_torch(tmp_path):
     )
     assert not heavy & _modules_after(["inspect", str(folder)])
     assert not heavy & _modules_after(["inspect", str(folder), "--json"])
+    assert not heavy & _modules_after(["inspect", str(folder), "--top", "3"])
+    assert not heavy & _modules_after(["inspect", str(folder), "--top", "3", "--by", "measures[0]"])
 
 
 def test_piped_progress_every_5_percent_or_30_s(capsys):
