@@ -10,6 +10,9 @@ over a small state dataclass of tensors (the population is the batch dimension):
     area = env.reward_area(state)             # [B] long, -1 outside every reward area
     desc = env.descriptor(state)              # [B, descriptor_size], ground truth
     frames = env.render(state)                # [B, H, W, 3] uint8
+
+An env that renders only on request (the Gymnasium adapter) may define ``prepare_render()``:
+the evaluator calls it before a reset whose episodes it will render.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
+
+MAX_GRID_CELLS = 1_000_000
+"""Most cells of a coverage grid (a run's metrics keep 3 numbers per cell, checkpointed)."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
 """Any registered Gymnasium environment as a batched env: ``envs.make("gym:<id>", ...)``.
 
-B episodes run in one Gymnasium vector env (``sync`` or ``async``). Gymnasium envs are
-stateful CPU objects, so the adapter's state holds the vector env next to the tensors the
-protocol exposes; everything else (evaluator, archive, algorithms) works unchanged.
+``gym:module:<id>`` makes Gymnasium import ``module`` first (a module that registers ``<id>``).
+B episodes run in one Gymnasium vector env (``sync`` or ``async``), kept and reused by later
+batches of the same size. Gymnasium envs are stateful CPU objects, so the adapter's state holds
+the vector env next to the tensors the protocol exposes; everything else (evaluator, archive,
+algorithms) works unchanged. A new reset of a batch size ends the previous episodes of that
+size (one batch of episodes at a time per size, as the evaluator runs them). The guide:
+``docs/gymnasium.md``.
 
 * Actions: a ``Box`` action space takes the policy's outputs in [-1, 1] scaled to the box
   bounds (``action_scaling="bounds"``, default) or clipped (``"clip"``); a ``Discrete`` space
@@ -10,20 +14,25 @@ protocol exposes; everything else (evaluator, archive, algorithms) works unchang
 * Episodes that end (terminated or truncated) are frozen: their observation, descriptor and
   reward stop changing while the other episodes go on (the sub-env's autoreset is ignored).
 * Descriptor: ``descriptor="final_obs"`` (whole final observation), ``"final_obs[i:j]"`` (a
-  slice), or a callable ``f(final_obs [B, obs]) -> [B, d]`` (then give ``descriptor_bounds``).
-  Bounds default to the observation space's bounds of the slice when they are finite.
+  slice), ``"info[key1,key2]"`` (entries of the last step's ``info``) or a callable
+  ``f(final_obs [B, obs]) -> [B, d]`` (see :mod:`envs.gym_descriptors`). Bounds default to
+  the observation space's bounds of the slice when they are finite; otherwise give
+  ``descriptor_bounds``. The coverage grid (``grid_cells`` per dimension) is refused above
+  a million cells, with the ``grid_cells`` that fits.
 * Seeding: every episode is reset with the same seed drawn from the evaluator's generator
   (``seeding="same"``, the papers' deterministic evaluation), or seed + episode index
   (``"per_episode"``).
-* Renders: ``render_mode="rgb_array"`` frames resized to ``image_size`` (64) squares. Known
-  limit: frames of a sub-env whose episode ended before the others show it after
-  Gymnasium's auto-reset (observations and descriptors stay frozen at the end); frames are
-  exact for episodes that run to the episode length.
+* Renders: only when frames are asked for (the evaluator calls :meth:`prepare_render`, e.g.
+  for TAXONS spaces or ``qd replay --gif``) are vector envs made with
+  ``render_mode="rgb_array"``; frames are resized to ``image_size`` (64) squares. Known limit:
+  frames of a sub-env whose episode ended before the others show it after Gymnasium's
+  auto-reset (observations and descriptors stay frozen at the end); frames are exact for
+  episodes that run to the episode length.
 """
 
 from __future__ import annotations
 
-import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +41,10 @@ import numpy as np
 import torch
 
 from envs.base import EnvSpec
+from envs.gym_descriptors import check_grid, info_values, parse_rule
 
-_SLICE = re.compile(r"^final_obs(?:\[(-?\d*):(-?\d*)\])?$")
+CACHED_VEC_ENVS = 4
+"""Vector envs kept per adapter (one per batch size and render mode; the oldest is closed)."""
 
 
 def _import_gymnasium():
@@ -56,6 +67,7 @@ class GymState:
     last_reward: torch.Tensor  # [B] reward of the last step (0 once done)
     finished: torch.Tensor  # [B] bool, episode over
     t: int
+    info_desc: torch.Tensor | None = None  # [B, d] descriptor from ``info`` (info rules)
 
 
 class GymnasiumEnv:
@@ -63,9 +75,11 @@ class GymnasiumEnv:
 
     Args:
         env_id: registered Gymnasium id, e.g. ``MountainCarContinuous-v0``.
-        descriptor: ``final_obs``, ``final_obs[i:j]`` or a callable (see module docstring).
+        descriptor: ``final_obs``, ``final_obs[i:j]``, ``info[key1,key2]`` or a callable (see
+            module docstring).
         descriptor_bounds: ``(low, high)`` sequences; required when they cannot be inferred.
-        grid_cells: cells per descriptor dimension of the coverage grid.
+        grid_cells: cells per descriptor dimension of the coverage grid (at most a million
+            cells in all).
         episode_length: steps (default: the id's ``max_episode_steps``, else 1000).
         vectorization: ``sync`` or ``async``.
         seeding: ``same`` or ``per_episode``.
@@ -98,6 +112,8 @@ class GymnasiumEnv:
         self.vectorization = vectorization
         self.seeding = seeding
         self.action_scaling = action_scaling
+        self._vecs: OrderedDict[tuple[int, bool], Any] = OrderedDict()
+        self._want_frames = False
         probe = self._make_single(gym)
         obs_space, act_space = probe.observation_space, probe.action_space
         self._render_ok = "rgb_array" in (probe.metadata.get("render_modes") or [])
@@ -121,9 +137,9 @@ class GymnasiumEnv:
                 f"{env_id}: unsupported action space {act_space}; the adapter supports a 1-D "
                 "Box or a Discrete space"
             )
-        self.descriptor_fn, low, high, options_descriptor = self._descriptor_rule(
-            descriptor, descriptor_bounds, obs_space
-        )
+        self.rule = parse_rule(descriptor, descriptor_bounds, obs_space)
+        low, high = self.rule.low, self.rule.high
+        grid_shape = check_grid(grid_cells, len(low), what=f"gym:{env_id}")
         length = int(episode_length or max_steps or 1000)
         self.spec = EnvSpec(
             name=f"gym:{env_id}",
@@ -133,13 +149,13 @@ class GymnasiumEnv:
             descriptor_size=len(low),
             descriptor_low=tuple(float(v) for v in low),
             descriptor_high=tuple(float(v) for v in high),
-            grid_shape=(int(grid_cells),) * len(low),
+            grid_shape=grid_shape,
             reward_areas=0,
             final_reward_only=False,
             can_terminate=True,
             random_reset=True,
             options={
-                "descriptor": options_descriptor,
+                "descriptor": self.rule.text,
                 "descriptor_bounds": [list(map(float, low)), list(map(float, high))],
                 "grid_cells": int(grid_cells),
                 "episode_length": length,
@@ -158,50 +174,28 @@ class GymnasiumEnv:
             raise ImportError(f"{self.env_id} needs a missing dependency: {err}") from None
         except gym.error.Error as err:
             raise KeyError(
-                f"unknown Gymnasium id {self.env_id!r} ({err}); list the registered ids with "
+                f"unknown Gymnasium id {self.env_id!r} ({err}); an id registered by your own "
+                "module: gym:<module>:<id> (Gymnasium imports the module first) or --import "
+                "<module>; list the registered ids with "
                 "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
             ) from None
 
-    @staticmethod
-    def _descriptor_rule(descriptor, bounds, obs_space):
-        if callable(descriptor):
-            if bounds is None:
-                raise ValueError("a callable descriptor needs descriptor_bounds=(low, high)")
-            low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
-            return descriptor, low, high, getattr(descriptor, "__name__", "callable")
-        match = _SLICE.match(str(descriptor))
-        if not match:
-            raise ValueError(
-                f"unknown descriptor rule {descriptor!r}; use 'final_obs', 'final_obs[i:j]' or a "
-                "callable"
-            )
-        start = int(match.group(1)) if match.group(1) else None
-        stop = int(match.group(2)) if match.group(2) else None
-        part = slice(start, stop)
-        if bounds is None:
-            low, high = obs_space.low[part], obs_space.high[part]
-            if not (np.isfinite(low).all() and np.isfinite(high).all()):
-                raise ValueError(
-                    f"the observation bounds of {descriptor!r} are not finite; "
-                    "pass descriptor_bounds=(low, high)"
-                )
-        else:
-            low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
-        if len(low) == 0:
-            raise ValueError(f"descriptor rule {descriptor!r} selects no observation entry")
-        return (lambda obs: obs[:, part]), np.asarray(low), np.asarray(high), str(descriptor)
-
     # -- protocol -----------------------------------------------------------------------------
-    def reset(self, batch_size: int, *, device="cpu", generator=None) -> GymState:
-        """Open a vector env of ``batch_size`` copies and reset it (seeded, see ``seeding``)."""
-        gym = _import_gymnasium()
-        seed = 0
-        if generator is not None:
-            seed = int(
-                torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device)
-            )
+    def prepare_render(self) -> None:
+        """Make later vector envs with ``render_mode="rgb_array"`` (the evaluator calls this
+        before episodes whose frames it records)."""
+        if not self._render_ok:
+            raise ValueError(f"{self.env_id} has no rgb_array render mode")
+        self._want_frames = True
+
+    def _vector_env(self, gym, batch_size: int):
+        """The cached vector env of ``batch_size`` copies (made on first use)."""
+        key = (int(batch_size), self._want_frames)
+        if key in self._vecs:
+            self._vecs.move_to_end(key)
+            return self._vecs[key]
         kwargs = dict(self.make_kwargs)
-        if self._render_ok:
+        if self._want_frames:
             kwargs["render_mode"] = "rgb_array"
         try:
             vec = gym.make_vec(
@@ -209,17 +203,48 @@ class GymnasiumEnv:
             )
         except gym.error.DependencyNotInstalled as err:
             raise ImportError(f"{self.env_id} needs a missing dependency: {err}") from None
+        self._vecs[key] = vec
+        while len(self._vecs) > CACHED_VEC_ENVS:
+            self._vecs.popitem(last=False)[1].close()
+        return vec
+
+    def close(self) -> None:
+        """Close the cached vector envs (later resets make new ones)."""
+        while self._vecs:
+            self._vecs.popitem()[1].close()
+
+    def reset(self, batch_size: int, *, device="cpu", generator=None) -> GymState:
+        """Reset the vector env of ``batch_size`` copies (seeded, see ``seeding``); it is made
+        on the first reset of that size and reused afterwards."""
+        gym = _import_gymnasium()
+        seed = 0
+        if generator is not None:
+            seed = int(
+                torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device)
+            )
+        vec = self._vector_env(gym, batch_size)
         seeds = (
             [seed] * batch_size if self.seeding == "same" else [seed + i for i in range(batch_size)]
         )
-        obs, _ = vec.reset(seed=seeds)
+        obs, infos = vec.reset(seed=seeds)
         device = torch.device(device)
+        info_desc = None
+        if self.rule.info_keys:  # reset info when it has the keys, else zeros until the 1st step
+            info_desc = torch.zeros(batch_size, self.rule.size, device=device)
+            if all(k in infos for k in self.rule.info_keys):
+                values, present = info_values(self.rule, infos, batch_size)
+                info_desc = torch.where(
+                    torch.as_tensor(present, device=device)[:, None],
+                    torch.as_tensor(values, dtype=torch.float32, device=device),
+                    info_desc,
+                )
         return GymState(
             vec=vec,
             obs=torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device),
             last_reward=torch.zeros(batch_size, device=device),
             finished=torch.zeros(batch_size, dtype=torch.bool, device=device),
             t=0,
+            info_desc=info_desc,
         )
 
     def _to_actions(self, actions: torch.Tensor) -> np.ndarray:
@@ -240,8 +265,9 @@ class GymnasiumEnv:
                 torch.zeros_like(state.last_reward),
                 state.finished,
                 state.t + 1,
+                state.info_desc,
             )
-        obs, reward, terminated, truncated, _ = state.vec.step(self._to_actions(actions))
+        obs, reward, terminated, truncated, infos = state.vec.step(self._to_actions(actions))
         device = state.obs.device
         obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
         reward = torch.as_tensor(np.asarray(reward), dtype=torch.float32, device=device)
@@ -249,12 +275,19 @@ class GymnasiumEnv:
         was = state.finished
         t = state.t + 1
         finished = was | ended | (t >= self.spec.episode_length)
+        info_desc = state.info_desc
+        if info_desc is not None:  # running episodes that reported the keys take the new values
+            values, present = info_values(self.rule, infos, len(was))
+            take = ~was & torch.as_tensor(present, device=device)
+            new = torch.as_tensor(values, dtype=torch.float32, device=device)
+            info_desc = torch.where(take[:, None], new, info_desc)
         return GymState(
             vec=state.vec,
             obs=torch.where(was[:, None], state.obs, obs),
             last_reward=torch.where(was, torch.zeros_like(reward), reward),
             finished=finished,
             t=t,
+            info_desc=info_desc,
         )
 
     def observe(self, state: GymState) -> torch.Tensor:
@@ -267,7 +300,9 @@ class GymnasiumEnv:
         return torch.full(state.finished.shape, -1, dtype=torch.long, device=state.obs.device)
 
     def descriptor(self, state: GymState) -> torch.Tensor:
-        return torch.as_tensor(self.descriptor_fn(state.obs), dtype=torch.float32)
+        if state.info_desc is not None:
+            return state.info_desc
+        return torch.as_tensor(self.rule.from_obs(state.obs), dtype=torch.float32)
 
     def done(self, state: GymState) -> torch.Tensor:
         return state.finished
@@ -276,6 +311,12 @@ class GymnasiumEnv:
         """Frames of every sub-env resized to ``image_size`` squares, ``[B, H, W, 3]`` uint8."""
         if not self._render_ok:
             raise ValueError(f"{self.env_id} has no rgb_array render mode")
+        if getattr(state.vec, "render_mode", None) != "rgb_array":
+            raise ValueError(
+                f"{self.env_id}: these episodes were not made for frames; call "
+                "env.prepare_render() before env.reset() (the evaluator does when it records "
+                "frames)"
+            )
         gym = _import_gymnasium()
         try:
             frames = state.vec.render()

@@ -20,70 +20,88 @@ def _peak_memory_mb(device: torch.device) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
+ROLLOUT_MODES = ("eager", "compiled", "fused")
+
+
 def rollout_throughput(
     env_name: str,
-    batch: int,
+    batches: list[int],
     *,
+    modes: tuple[str, ...] = ("eager",),
     steps: int | None = None,
     device: str = "cpu",
     episodes: int = 1,
     seed: int = 0,
-    compile: bool = False,
+    compile_steps: int = 8,
     compile_mode: str | None = None,
-) -> dict:
-    """Policy-steps per second of full episodes of random SERENE policies.
+) -> list[dict]:
+    """Policy-steps per second of full episodes of random SERENE policies, per batch size and
+    rollout mode, with ratios against eager measured in the same process.
 
-    Warm-up (one short episode at the same batch size; with ``compile`` also the compilation)
-    is excluded from the timing.
+    Modes: ``eager`` (the reference loop), ``compiled`` (blocks of ``compile_steps`` compiled
+    steps, bit-identical to eager), ``fused`` (compiled with transcendental functions fused
+    too; not bit-identical). Each mode's evaluator is built and warmed once (a full episode of
+    8 episodes; for the compiled modes this includes the one compilation, reported as
+    ``warmup_s``); then, per batch size, the modes are timed one after the other.
     """
+    unknown = set(modes) - set(ROLLOUT_MODES)
+    if unknown or "eager" not in modes:
+        raise ValueError(f"modes must include 'eager' and be among {ROLLOUT_MODES}, got {modes}")
     dev = resolve_device(device)
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)
     policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size, env=env.spec.name))
-    evaluator = LocalEvaluator(
-        env,
-        policy,
-        device=dev,
-        max_batch=batch,
-        seed=seed,
-        compile=compile,
-        compile_mode=compile_mode,
-    )
     gen = torch.Generator().manual_seed(seed)
-    genomes = torch.randn(batch, policy.genome_size, generator=gen).clamp(-5, 5).to(dev)
-    warm_start = time.perf_counter()
-    if compile:  # compile on the real evaluator with a short episode, then restore the length
-        evaluator.env = envs.make(env_name, **{**options, "episode_length": 3})
-        evaluator.evaluate(genomes)
-        evaluator.env = env
-    else:
-        warm = envs.make(
-            env_name, **{**options, "episode_length": min(20, env.spec.episode_length)}
+    genomes = torch.randn(max(batches), policy.genome_size, generator=gen).clamp(-5, 5).to(dev)
+    evaluators, warmup = {}, {}
+    for mode in modes:
+        start = time.perf_counter()
+        evaluators[mode] = LocalEvaluator(
+            env,
+            policy,
+            device=dev,
+            max_batch=max(batches),
+            seed=seed,
+            compile=mode != "eager",
+            compile_exact=mode == "compiled",
+            compile_steps=compile_steps,
+            compile_mode=compile_mode,
         )
-        LocalEvaluator(warm, policy, device=dev, max_batch=batch).evaluate(genomes)
-    warm_s = time.perf_counter() - warm_start
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-    start = time.perf_counter()
-    for _ in range(episodes):
-        out = evaluator.evaluate(genomes)
-    out.fitness.sum().item()  # wait for the device
-    wall = time.perf_counter() - start
+        evaluators[mode].evaluate(genomes[:8])
+        warmup[mode] = time.perf_counter() - start
+    rows = []
     length = env.spec.episode_length
-    return {
-        "env": env_name,
-        "device": str(dev),
-        "batch": batch,
-        "steps": length,
-        "episodes": episodes,
-        "wall_s": wall,
-        "policy_steps_per_s": batch * length * episodes / wall,
-        "peak_memory_mb": _peak_memory_mb(dev),
-        "threads": torch.get_num_threads(),
-        "compile": compile_mode or compile,
-        "warmup_s": warm_s,
-    }
+    for batch in batches:
+        eager_rate = None
+        for mode in modes:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
+            start = time.perf_counter()
+            for _ in range(episodes):
+                out = evaluators[mode].evaluate(genomes[:batch])
+            out.fitness.sum().item()  # wait for the device
+            wall = time.perf_counter() - start
+            rate = batch * length * episodes / wall
+            eager_rate = eager_rate or rate
+            rows.append(
+                {
+                    "env": env_name,
+                    "device": str(dev),
+                    "mode": mode,
+                    "batch": batch,
+                    "steps": length,
+                    "episodes": episodes,
+                    "wall_s": wall,
+                    "policy_steps_per_s": rate,
+                    "ratio_vs_eager": rate / eager_rate,
+                    "peak_memory_mb": _peak_memory_mb(dev),
+                    "threads": torch.get_num_threads(),
+                    "compile_steps": compile_steps if mode != "eager" else None,
+                    "warmup_s": warmup[mode],
+                }
+            )
+    return rows
 
 
 def novelty_throughput(
@@ -181,7 +199,7 @@ def ray_scaling(
     workers holds while each actor's shard stays large enough to vectorise (>= ~1000 episodes
     on a CPU actor).
     """
-    from qd.evaluation import RayEvaluator
+    from qd.evaluation_ray import RayEvaluator
 
     options = {} if steps is None else {"episode_length": int(steps)}
     env = envs.make(env_name, **options)

@@ -46,7 +46,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     out = args.out or _default_out(args.run, f"{args.kind}.png")
-    env = env_of(run)
+    read_config(run)  # a run folder (clear errors for lockstep parents and other folders)
     if args.kind in ("coverage", "reward", "novelty", "lambda"):
         metrics = read_metrics(run)
         if not metrics:
@@ -71,6 +71,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print(out)
         return 0
     archive, _ = open_archive(run, args.archive)
+    env = env_of(run, archive, imports=args.imports)  # only the archive plots need the env
     gt = archive.field("ground_truth")
     if gt.shape[1] != 2:
         raise ValueError("descriptor plots need a 2-D ground-truth descriptor")
@@ -111,7 +112,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     archive, _ = open_archive(run, args.archive)
-    env = env_of(run, archive)
+    env = env_of(run, archive, imports=args.imports)
     config = read_config(run) if run.is_dir() else {}
     seed = config.get("seed", 0)
     index = choose_index(archive, index=args.index, best=args.best, area=args.area)
@@ -209,7 +210,7 @@ def cmd_evolvability(args: argparse.Namespace) -> int:
     from qd.evolvability import evolvability
 
     archive, _ = open_archive(args.run, args.archive)
-    env = env_of(args.run, archive)
+    env = env_of(args.run, archive, imports=args.imports)
     if args.index is not None:
         if not 0 <= args.index < len(archive):
             raise ValueError(f"--index {args.index} out of range ({len(archive)} rows)")

@@ -1,9 +1,8 @@
 """Batched policy evaluation: a whole population rolled out together in a batched env.
 
-``LocalEvaluator.evaluate(genomes)`` runs one fixed-length episode per genome. The loop has no
-host synchronisation (no ``.item()``, no branching on tensor values): finished episodes are
-handled with done-masks, and recordings happen at step indices known in advance. Populations
-larger than ``max_batch`` are processed in chunks so memory stays bounded.
+``LocalEvaluator.evaluate(genomes)`` runs one fixed-length episode per genome (the episode loop
+is :mod:`qd.rollout`). Populations larger than ``max_batch`` are processed in chunks so memory
+stays bounded. :class:`RayEvaluator` (in :mod:`qd.evaluation_ray`) spreads them over Ray actors.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from qd.policies import BatchedMLP
+from qd.rollout import CompiledBlocks, eager_advance, run_episode, sample_steps  # noqa: F401 (re-export)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -145,13 +145,6 @@ def reset_groups(
     return groups
 
 
-def sample_steps(episode_length: int, count: int) -> list[int]:
-    """``count`` equally spaced step numbers in ``[1, episode_length]``, the last one final."""
-    if count <= 0:
-        return []
-    return sorted({round(episode_length * (k + 1) / count) for k in range(count)})
-
-
 class LocalEvaluator:
     """Evaluate populations in one process on one device.
 
@@ -163,10 +156,14 @@ class LocalEvaluator:
             picks it from the free memory of the device; a CUDA out-of-memory error halves the
             chunk and retries it, so a generation is never lost.
         seed: seed of the environment's reset (identical for every episode and call).
-        compile: run the per-step function (observe, policy, step) through ``torch.compile``;
-            falls back to eager with a warning where compilation fails. Compiled kernels may
-            round differently from eager ones, so compiled outcomes are close to, not bit-equal
-            with, eager outcomes.
+        compile: run the episode in ``torch.compile``'d blocks of ``compile_steps`` steps
+            (observe, policy, step, reward, done-mask; one compile for every batch size); falls
+            back to eager with a warning where compilation fails. The first call compiles
+            (tens of seconds on a CPU; inductor caches the code on disk for later processes).
+        compile_exact: keep transcendental functions on the eager kernels, so compiled
+            outcomes are bit-identical to eager ones (see :mod:`qd.compiled`); ``False`` fuses
+            them too: faster, deterministic, but rounding differs from eager.
+        compile_steps: steps per compiled call.
         compile_mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
     """
 
@@ -179,6 +176,8 @@ class LocalEvaluator:
         max_batch: int | str = 4096,
         seed: int = 0,
         compile: bool = False,
+        compile_exact: bool = True,
+        compile_steps: int = 8,
         compile_mode: str | None = None,
     ) -> None:
         if policy.obs_size != env.spec.obs_size or policy.action_size != env.spec.action_size:
@@ -195,8 +194,11 @@ class LocalEvaluator:
             raise ValueError(f"max_batch must be a positive int or 'auto', got {max_batch!r}")
         self.max_batch = int(max_batch)
         self.compile = bool(compile)
-        self.compile_mode = compile_mode
-        self._compiled = None
+        self._blocks = (
+            CompiledBlocks(env, policy, steps=compile_steps, exact=compile_exact, mode=compile_mode)
+            if compile
+            else None
+        )
         self.seed = int(seed)
         self.evaluations = 0
 
@@ -250,247 +252,38 @@ class LocalEvaluator:
     def close(self) -> None:
         """Nothing to release (same interface as :class:`RayEvaluator`)."""
 
-    def _eager_step(self, layers, state):
-        obs = self.env.observe(state)
-        return self.env.step(state, self.policy.forward(layers, obs))
-
-    def _step_function(self):
-        """The per-step function: eager, or compiled once and reused (``compile=True``).
-
-        With ``compile_mode="reduce-overhead"`` the step is replayed as a CUDA graph; each call
-        is marked as a new step, since its input is the previous call's output. (Measured on an
-        H200 it did not beat eager, while the default inductor fusion gave 1.8x at B = 65536.)
-        """
-        if not self.compile:
-            return self._eager_step
-        if self._compiled is None:
-            mode = self.compile_mode or "default"
-            compiled = torch.compile(self._eager_step, mode=mode)
-            if mode == "reduce-overhead":
-
-                def step(layers, state):
-                    torch.compiler.cudagraph_mark_step_begin()
-                    return compiled(layers, state)
-
-                self._compiled = step
-            else:
-                self._compiled = compiled
-        return self._compiled
-
     def _rollout(self, genomes, n_frames: int, n_traj: int, n_path: int, seed: int) -> Outcomes:
-        if not self.compile or self._compiled is self._eager_step:
-            return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._eager_step)
-        try:
-            return self._run_episode(
-                genomes, n_frames, n_traj, n_path, seed, self._step_function()
-            )
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
-            warnings.warn(
-                f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); running eagerly",
-                stacklevel=3,
-            )
-            self._compiled = self._eager_step
-            return self._run_episode(genomes, n_frames, n_traj, n_path, seed, self._eager_step)
-
-    def _run_episode(self, genomes, n_frames, n_traj, n_path, seed, advance) -> Outcomes:
-        env, spec = self.env, self.env.spec
-        batch = genomes.shape[0]
-        layers = self.policy.unflatten(genomes)
-        generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        state = env.reset(batch, device=self.device, generator=generator)
-        frame_steps = set(sample_steps(spec.episode_length, n_frames))
-        traj_steps = set(sample_steps(spec.episode_length, n_traj))
-        path_steps = set(sample_steps(spec.episode_length, n_path))
-        frames, traj, path = [], [], []
-        fitness = torch.zeros(batch, device=self.device)
-        alive = torch.ones(batch, dtype=torch.bool, device=self.device)
-        for t in range(1, spec.episode_length + 1):
-            state = advance(layers, state)
-            if not spec.final_reward_only:
-                fitness += torch.where(alive, env.reward(state), torch.zeros_like(fitness))
-            if spec.can_terminate:
-                alive = alive & ~env.done(state)
-            if t in traj_steps:
-                traj.append(env.observe(state))
-            if t in frame_steps:
-                frames.append(env.render(state))
-            if t in path_steps:
-                path.append(env.descriptor(state))
-        if spec.final_reward_only:
-            fitness = env.reward(state)
+        record = {"n_frames": n_frames, "n_traj": n_traj, "n_path": n_path}
+        if self._blocks is not None:
+            try:
+                return Outcomes(
+                    **run_episode(
+                        self.env,
+                        self.policy,
+                        genomes,
+                        seed=seed,
+                        advance=self._blocks.advance,
+                        **record,
+                    )
+                )
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
+                warnings.warn(
+                    f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+                    "running eagerly",
+                    stacklevel=3,
+                )
+                self._blocks = None
+        advance = eager_advance(self.env, self.policy)
         return Outcomes(
-            fitness=fitness,
-            reward_area=env.reward_area(state),
-            descriptor=env.descriptor(state),
-            final_obs=env.observe(state),
-            frames=torch.stack(frames, 1) if frames else None,
-            trajectory=torch.stack(traj, 1) if traj else None,
-            path=torch.stack(path, 1) if path else None,
+            **run_episode(self.env, self.policy, genomes, seed=seed, advance=advance, **record)
         )
 
 
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(
-            "the Ray evaluator needs the optional dependency ray: pip install 'qdtorch[ray]'"
-        ) from None
-    return ray
+def __getattr__(name: str):
+    if name == "RayEvaluator":  # lives in qd.evaluation_ray (imports Ray lazily)
+        from qd.evaluation_ray import RayEvaluator
 
-
-class _Worker:
-    """One Ray actor: its own environment, policy family and device."""
-
-    def __init__(self, env_name, env_options, policy_spec, device, max_batch, seed, threads):
-        import envs
-        from qd.policies import make_policy
-
-        if threads:
-            torch.set_num_threads(threads)
-        spec = dict(policy_spec)
-        policy = make_policy(spec.pop("kind"), spec.pop("sizes"), **spec)
-        env = envs.make(env_name, **env_options)
-        self.evaluator = LocalEvaluator(env, policy, device=device, max_batch=max_batch, seed=seed)
-
-    def evaluate(self, genomes, recordings: dict, seed: int) -> dict:
-        genomes = torch.as_tensor(genomes)
-        out = self.evaluator.evaluate(genomes, seeds=[(len(genomes), seed)], **recordings)
-        return {
-            f.name: None if (v := getattr(out, f.name)) is None else v.cpu() for f in fields(out)
-        }
-
-    def pid(self) -> int:
-        import os
-
-        return os.getpid()
-
-
-class RayEvaluator:
-    """Evaluate populations on Ray actors (local processes or an existing cluster).
-
-    Each population is split into ``workers`` contiguous shards, one per actor; every actor owns
-    its environment and device. Outcomes are identical to :class:`LocalEvaluator` with the same
-    seed (evaluation is batch-invariant). An actor that dies is replaced and its shard re-run.
-
-    Args:
-        env_name: registry name (actors build their own env with ``env_options``).
-        policy: the policy family (sent to the actors as ``policy.to_dict()``).
-        workers: number of actors.
-        address: Ray cluster address (``None``: reuse or start a local Ray instance).
-        device: device of each actor (``cpu`` or ``cuda``; a GPU actor asks Ray for one GPU).
-        max_batch, seed: as for :class:`LocalEvaluator`.
-        threads: torch CPU threads per actor (default 1).
-        retries: times a shard is re-run on a fresh actor before giving up.
-        start_timeout: seconds to wait for the actors to start (e.g. too few free CPUs).
-    """
-
-    def __init__(
-        self,
-        env_name: str,
-        policy: BatchedMLP,
-        *,
-        env_options: dict | None = None,
-        workers: int = 2,
-        address: str | None = None,
-        device: str = "cpu",
-        max_batch: int = 4096,
-        seed: int = 0,
-        threads: int = 1,
-        retries: int = 3,
-        start_timeout: float = 300.0,
-    ) -> None:
-        if workers <= 0:
-            raise ValueError(f"workers must be > 0, got {workers}")
-        ray = _import_ray()
-        if not ray.is_initialized():
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-            )
-        import envs
-
-        self.env = envs.make(env_name, **(env_options or {}))  # validates name and options
-        self.policy = policy
-        self.device = torch.device("cpu")
-        self.seed = int(seed)
-        self.evaluations = 0
-        self.retries = retries
-        gpus = 1 if str(device).startswith("cuda") else 0
-        self._actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus)(_Worker)
-        self._args = (
-            env_name,
-            dict(env_options or {}),
-            policy.to_dict(),
-            str(device),
-            max_batch,
-            seed,
-            threads,
-        )
-        self.actors = [self._new_actor() for _ in range(workers)]
-        try:
-            ray.get([a.pid.remote() for a in self.actors], timeout=start_timeout)
-        except ray.exceptions.GetTimeoutError:
-            self.close()
-            raise RuntimeError(
-                f"could not start {workers} Ray actors ({threads} CPU, {gpus} GPU each) within "
-                f"{start_timeout:.0f} s; the cluster has {ray.cluster_resources()}"
-            ) from None
-
-    def _new_actor(self):
-        return self._actor_cls.remote(*self._args)
-
-    def evaluate(
-        self,
-        genomes: torch.Tensor,
-        *,
-        frames: int = 0,
-        trajectory: int = 0,
-        path: int = 0,
-        seeds: Sequence[tuple[int, int]] | None = None,
-    ) -> Outcomes:
-        """Same contract as :meth:`LocalEvaluator.evaluate` (outcomes on the CPU)."""
-        self.policy.check(genomes)
-        genomes = genomes.detach().cpu().float()
-        recordings = {"frames": frames, "trajectory": trajectory, "path": path}
-        parts = [
-            self._evaluate_group(genomes[lo:hi], recordings, seed)
-            for lo, hi, seed in reset_groups(self.env.spec, len(genomes), seeds, self.seed)
-        ]
-        self.evaluations += len(genomes)
-        return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
-
-    def _evaluate_group(self, genomes: torch.Tensor, recordings: dict, seed: int) -> Outcomes:
-        """Rows sharing one reset seed, split into one shard per actor."""
-        ray = _import_ray()
-        shards = [s for s in torch.tensor_split(genomes, len(self.actors)) if len(s)]
-        pending = {
-            i: self.actors[i].evaluate.remote(s, recordings, seed) for i, s in enumerate(shards)
-        }
-        results: dict[int, dict] = {}
-        failures = {i: 0 for i in pending}
-        while pending:
-            for i, ref in list(pending.items()):
-                try:
-                    results[i] = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
-                    failures[i] += 1
-                    if failures[i] > self.retries:
-                        raise RuntimeError(f"shard {i} failed on {failures[i]} actors") from None
-                    self.actors[i] = self._new_actor()
-                    pending[i] = self.actors[i].evaluate.remote(shards[i], recordings, seed)
-                    continue
-                del pending[i]
-        parts = [Outcomes(**results[i]) for i in range(len(shards))]
-        return parts[0] if len(parts) == 1 else Outcomes.cat(parts)
-
-    def close(self) -> None:
-        """Stop the actors."""
-        ray = _import_ray()
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
+        return RayEvaluator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from ribs.archives import GridArchive
 
+from envs.base import MAX_GRID_CELLS
+
 
 @functools.lru_cache(maxsize=16)
 def _grid(shape: tuple[int, ...], low: tuple[float, ...], high: tuple[float, ...]) -> GridArchive:
@@ -71,6 +73,12 @@ class Tracker:
     def __init__(self, spec: dict, *, qd_score_offset: float = 0.0) -> None:
         self.spec = spec
         self.n_cells = math.prod(spec["grid_shape"])
+        if self.n_cells > MAX_GRID_CELLS:
+            raise ValueError(
+                f"env {spec.get('name')!r}: its coverage grid {list(spec['grid_shape'])} has "
+                f"{float(self.n_cells):.3g} cells (at most {MAX_GRID_CELLS:,}); give it fewer "
+                "cells per dimension (e.g. env.grid_cells) or a descriptor with fewer dimensions"
+            )
         self.qd_score_offset = float(qd_score_offset)
         self.counts = torch.zeros(self.n_cells, dtype=torch.int64)
         self.explored = torch.zeros(self.n_cells, dtype=torch.int64)

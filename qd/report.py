@@ -146,18 +146,38 @@ def _learned_space_curves(metrics: list[dict], plots: Path, env_name: str) -> li
     return written
 
 
-def env_of(folder_or_archive: str | Path, archive: Archive | None = None):
-    """The environment a run (or an archive file) was made in."""
+def env_of(folder_or_archive: str | Path, archive: Archive | None = None, *, imports=()) -> object:
+    """The environment a run (or an archive file) was made in.
+
+    Imports the modules ``imports`` first; the env may come from those modules only (a run
+    folder naming another module, e.g. ``my_pkg.envs:make_env``, raises
+    ``envs.plugins.ImportRefused`` naming the ``--import`` option to add).
+    """
     import envs
 
+    imports = list(imports or [])
+    envs.plugins.import_modules(imports)
     path = Path(folder_or_archive)
+    recorded: list[str] = []
     if path.is_dir():
         config = read_config(path)
-        return envs.make(config["env"], **config.get("env_options", {}))
-    spec = (archive or Archive.load(path)).env_spec
-    if not spec.get("name"):
-        raise ValueError(f"{path}: the archive does not record its environment")
-    return envs.make(spec["name"], **spec.get("options", {}))
+        name, options = config["env"], config.get("env_options", {})
+        recorded = [m for m in config.get("imports", []) if m not in imports]
+    else:
+        spec = (archive or Archive.load(path)).env_spec
+        if not spec.get("name"):
+            raise ValueError(f"{path}: the archive does not record its environment")
+        name, options = spec["name"], spec.get("options", {})
+    try:
+        return envs.build(name, options, allow_import=imports)
+    except KeyError:
+        if recorded:
+            flags = " ".join(f"--import {m}" for m in recorded)
+            raise KeyError(
+                f"{path}: environment {name!r} is registered by the module(s) the run "
+                f"imported: add {flags}"
+            ) from None
+        raise
 
 
 def main_archive_name(folder: str | Path) -> str:

@@ -52,8 +52,10 @@ class Run:
         self.config = config
         self.folder = Path(config.out)
         self.device = resolve_device(config.device)
+        envs.plugins.import_modules(config.imports)
         self.env = envs.make(config.env, **config.env_options)
         self.spec = self.env.spec.to_dict()
+        self.spec["name"] = config.env  # what envs.make rebuilds it from (archive headers)
         self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
         self.evaluator = evaluator or make_evaluator(config, self.env, self.policy, self.device)
         variant = lookup(config.algorithm)
@@ -68,6 +70,7 @@ class Run:
             self.env.spec,
             seed=config.seed,
             device=resolve_device(space_device) if space_device else self.device,
+            options=config.space_options,
         )
         extra = {"policy": self.policy} if algo_cls.needs_policy else {}
         if algo_cls.needs_space:  # learned spaces (TAXONS, STAX)
@@ -462,12 +465,13 @@ def _config_from(data: dict, folder: Path) -> RunConfig:
 def make_evaluator(config: RunConfig, env, policy, device: torch.device):
     """The evaluator a run's config asks for: this process, or Ray actors."""
     if config.evaluator == "ray":
-        from qd.evaluation import RayEvaluator
+        from qd.evaluation_ray import RayEvaluator
 
         return RayEvaluator(
             config.env,
             policy,
             env_options=config.env_options,
+            imports=config.imports,
             workers=config.workers,
             address=config.address,
             device=str(device),
@@ -480,5 +484,6 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device):
         device=device,
         max_batch=config.max_batch,
         seed=config.seed,
-        compile=config.compile,
+        compile=bool(config.compile),
+        compile_exact=config.compile != "fused",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import envs
 from qd.algorithms import lookup
+from qd.behaviour.custom import space_setting
 from qd.evaluation import resolve_device
 
 RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every")
@@ -41,9 +42,20 @@ class RunConfig:
         evaluator: ``local`` (this process) or ``ray`` (Ray actors).
         workers: Ray actors (``ray`` evaluator).
         address: Ray cluster address (``ray`` evaluator; default: a local Ray instance).
-        compile: ``torch.compile`` the rollout step (local evaluator; see ``LocalEvaluator``).
+        compile: run episodes in compiled blocks of steps (local evaluator; see
+            ``LocalEvaluator``): ``True`` bit-identical to eager, ``"fused"`` faster with
+            transcendental functions fused (rounding differs from eager), ``False`` eager.
         policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
             env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
+        imports: modules imported before the env and space are built (modules that register
+            your environments; ``qd run --import MODULE``); resume imports them again.
+        space_options: keyword options of your own behaviour space (``algorithm_config
+            ["space"] = "package.module:Class"``, or the class or a dataclass instance, which
+            is recorded as its reference; see :mod:`qd.behaviour.custom`).
+
+    ``env`` is a registered name, ``package.module:callable`` (returns a batched env from the
+    keyword ``env_options``), a ``qdtorch.envs`` entry point, or ``gym:<id>`` (see
+    :func:`envs.build`).
     """
 
     algorithm: str
@@ -61,11 +73,34 @@ class RunConfig:
     evaluator: str = "local"
     workers: int = 2
     address: str | None = None
-    compile: bool = False
+    compile: bool | str = False
     policy_hidden: list[int] | None = None
+    imports: list[str] = field(default_factory=list)
+    space_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.record_space()
+
+    def record_space(self) -> None:
+        """Turn a behaviour-space class or object in ``algorithm_config["space"]`` into the
+        reference and ``space_options`` that ``config.json`` records."""
+        space = self.algorithm_config.get("space")
+        if space is not None and not isinstance(space, str):
+            self.algorithm_config = dict(self.algorithm_config)
+            self.algorithm_config["space"], self.space_options = space_setting(
+                space, self.space_options
+            )
 
     def validate(self) -> None:
         """Raise ValueError/KeyError for bad settings (before anything is written)."""
+        self.record_space()
+        if not isinstance(self.imports, list | tuple) or not all(
+            isinstance(m, str) and m for m in self.imports
+        ):
+            raise ValueError(f"imports must be a list of module names, got {self.imports!r}")
+        if not isinstance(self.space_options, dict):
+            raise ValueError(f"space_options must be a dict, got {self.space_options!r}")
+        envs.plugins.import_modules(self.imports)
         check_budget(self.budget)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
@@ -81,6 +116,8 @@ class RunConfig:
             or self.max_batch <= 0
         ):
             raise ValueError(f"max_batch must be a positive int or 'auto', got {self.max_batch!r}")
+        if self.compile not in (False, True, "fused"):
+            raise ValueError(f"compile must be false, true or 'fused', got {self.compile!r}")
         if self.evaluator not in ("local", "ray"):
             raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
         variant = lookup(self.algorithm)
@@ -97,7 +134,8 @@ class RunConfig:
 
 
 def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
-    """Apply ``key=value`` overrides: algorithm fields, ``env.OPTION``, or run settings."""
+    """Apply ``key=value`` overrides: algorithm fields, ``env.OPTION``, ``space.OPTION`` (your
+    own space's keyword options), or run settings."""
     fields_by_name = {f.name: f for f in dataclasses.fields(lookup(config.algorithm).config)}
     for pair in pairs:
         if "=" not in pair:
@@ -105,6 +143,8 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
         key, raw = pair.split("=", 1)
         if key.startswith("env."):
             config.env_options[key[4:]] = _parse_value(raw)
+        elif key.startswith("space."):
+            config.space_options[key[6:]] = _parse_value(raw)
         elif key == "max_batch" and raw == "auto":
             config.max_batch = "auto"
         elif key == "policy_hidden":
@@ -121,7 +161,8 @@ def parse_overrides(config: RunConfig, pairs: list[str]) -> RunConfig:
             else:
                 config.algorithm_config[key] = _coerce(raw, type(default), key)
         else:
-            known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"]) + ["env.<option>"]
+            known = sorted([*fields_by_name, *RUN_KEYS, "policy_hidden"])
+            known += ["env.<option>", "space.<option>"]
             raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}")
     return config
 

@@ -52,7 +52,7 @@ def test_discrete_actions_and_early_termination():
 
 
 def test_errors_name_the_fix():
-    with pytest.raises(KeyError, match="unknown Gymnasium id 'NoSuchEnv-v0'"):
+    with pytest.raises(KeyError, match="unknown Gymnasium id 'NoSuchEnv-v0'.*gym:<module>:<id>"):
         envs.make("gym:NoSuchEnv-v0")
     with pytest.raises(ValueError, match="descriptor_bounds"):
         envs.make("gym:CartPole-v1")  # infinite observation bounds
@@ -140,3 +140,113 @@ def test_renders_from_rgb_array():
     white = out.frames[:, -1].float().mean((1, 2, 3)) / 255
     expected = (24 + 23 * out.final_obs[:, 0]).floor() / 48
     torch.testing.assert_close(white, expected, atol=0.03, rtol=0)
+
+
+class _InfoCounter(gym.Env):
+    """Position only in ``info``: x = 0.1 t, y = -0.1 t; pays 1 per step; an episode whose
+    first action is positive after step 3 terminates."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, dtype=np.float32), {"x_position": 0.0, "y_position": 0.0}
+
+    def step(self, action):
+        self.t += 1
+        x = 0.1 * self.t
+        info = {"x_position": x, "y_position": -x, "pos": np.array([x, -x])}
+        obs = np.array([self.t / 10], dtype=np.float32)
+        return obs, 1.0, bool(self.t >= 3 and action[0] > 0), False, info
+
+
+gym.register("qdtest/InfoCounter-v0", entry_point=_InfoCounter, max_episode_steps=7)
+
+
+@pytest.mark.parametrize("rule", ["info[x_position,y_position]", "info[pos]"])
+def test_info_descriptor_frozen_at_the_end(rule):
+    env = envs.make(
+        "gym:qdtest/InfoCounter-v0", descriptor=rule, descriptor_bounds=([-1, -1], [1, 1])
+    )
+    assert env.spec.descriptor_size == 2 and env.spec.options["descriptor"] == rule
+    policy = SereneMLP((1, 5, 5, 1))
+    genomes = torch.randn(16, policy.genome_size, generator=torch.Generator().manual_seed(1))
+    out = LocalEvaluator(env, policy).evaluate(genomes)
+    steps = out.fitness  # 1 per step taken: 3 when it stopped early, 7 otherwise
+    assert set(steps.tolist()) <= {3.0, 4.0, 5.0, 6.0, 7.0} and len(set(steps.tolist())) > 1
+    expected = torch.stack([0.1 * steps, -0.1 * steps], 1)
+    torch.testing.assert_close(out.descriptor, expected)
+
+
+def test_info_descriptor_errors():
+    with pytest.raises(ValueError, match="needs descriptor_bounds"):
+        envs.make("gym:qdtest/InfoCounter-v0", descriptor="info[x_position]")
+    with pytest.raises(ValueError, match="info keys separated by commas"):
+        envs.make("gym:qdtest/InfoCounter-v0", descriptor="info[]", descriptor_bounds=([0], [1]))
+    policy = SereneMLP((1, 5, 5, 1))
+    missing = envs.make(
+        "gym:qdtest/InfoCounter-v0", descriptor="info[z_position]", descriptor_bounds=([0], [1])
+    )
+    with pytest.raises(ValueError, match="no key 'z_position' .*x_position"):
+        LocalEvaluator(missing, policy).evaluate(torch.randn(2, policy.genome_size))
+    short = envs.make(
+        "gym:qdtest/InfoCounter-v0", descriptor="info[pos]", descriptor_bounds=([0], [1])
+    )
+    with pytest.raises(ValueError, match="gives 2 values per episode but descriptor_bounds have 1"):
+        LocalEvaluator(short, policy).evaluate(torch.randn(2, policy.genome_size))
+
+
+def test_vector_env_reused_and_rendered_only_for_frames(monkeypatch):
+    made = []
+    make_vec = gym.make_vec
+
+    def counting(*args, **kwargs):
+        made.append(kwargs.get("render_mode"))
+        return make_vec(*args, **kwargs)
+
+    monkeypatch.setattr(gym, "make_vec", counting)
+    gym.register("qdtest/DotCount-v0", entry_point=_Dot, max_episode_steps=10)
+    env = envs.make("gym:qdtest/DotCount-v0")
+    policy = SereneMLP((2, 5, 5, 2))
+    evaluator = LocalEvaluator(env, policy, max_batch=4)
+    genomes = torch.randn(4, policy.genome_size, generator=torch.Generator().manual_seed(0))
+    first = evaluator.evaluate(genomes)
+    for _ in range(3):
+        again = evaluator.evaluate(genomes)
+    assert made == [None]  # one vector env for every batch of 4, without render_mode
+    torch.testing.assert_close(again.descriptor, first.descriptor)
+    evaluator.evaluate(torch.cat([genomes, genomes[:2]]))  # chunks of 4 and 2
+    assert made == [None, None]
+    evaluator.evaluate(genomes, frames=1)  # frames: a vector env that renders
+    assert made == [None, None, "rgb_array"]
+    env.close()
+
+
+def test_big_descriptor_is_refused_with_the_grid_that_fits(tmp_path, capsys):
+    class Nine(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (9,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+    gym.register("qdtest/Nine-v0", entry_point=Nine, max_episode_steps=5)
+    with pytest.raises(ValueError, match=r"50\^9 = 1.95e\+15 cells .* grid_cells=4 or less"):
+        envs.make("gym:qdtest/Nine-v0")
+    assert envs.make("gym:qdtest/Nine-v0", grid_cells=4).spec.grid_shape == (4,) * 9
+    out = tmp_path / "nine"
+    assert main(["run", "ns", "--env", "gym:qdtest/Nine-v0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "grid_cells=4" in err and not out.exists()
+
+
+def test_gym_module_id_form(tmp_path, monkeypatch):
+    (tmp_path / "qdtest_gymmod.py").write_text(
+        "import gymnasium as gym\n"
+        "from gymnasium.envs.classic_control import MountainCarEnv\n"
+        "gym.register('QdModCar-v0', entry_point=MountainCarEnv, max_episode_steps=20)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = envs.make("gym:qdtest_gymmod:QdModCar-v0", descriptor="final_obs[0:1]")
+    assert env.spec.name == "gym:qdtest_gymmod:QdModCar-v0" and env.spec.episode_length == 20
+    with pytest.raises(ImportError, match="add --import qdtest_gymmod"):
+        envs.build("gym:qdtest_gymmod:QdModCar-v0", {}, allow_import=())

@@ -28,7 +28,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def evaluator(local_ray):
-    from qd.evaluation import RayEvaluator
+    from qd.evaluation_ray import RayEvaluator
 
     ev = RayEvaluator(
         "hardmaze", SereneMLP((5, 5, 5, 2)), env_options={"episode_length": 150}, workers=2

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qd.behaviour.custom import build_space, is_space_reference
 from qd.behaviour.learned import AutoencoderSpace, parse_autoencoder_options
 from qd.behaviour.signatures import (
     SignatureSpace,
@@ -131,11 +132,26 @@ def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
     return TrajectorySignatureSpace(transform, env_spec.obs_size, samples, env_spec.episode_length)
 
 
-def make_space(name: str, env_spec, *, seed: int = 0, device: str | torch.device = "cpu"):
+def make_space(
+    name: str,
+    env_spec,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    options: dict | None = None,
+):
     """Build a behaviour space by name for an env: ``ground_truth``, ``final_obs``,
-    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]`` or
+    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]``,
     ``autoencoder[:latent=10,frames=1]`` (the TAXONS/STAX AE on rendered frames; ``seed`` and
-    ``device`` are its initial weights' seed and where it lives; other spaces ignore them)."""
+    ``device`` are its initial weights' seed and where it lives; other spaces ignore them), or
+    your own ``package.module:Class`` built with keyword ``options`` (see
+    :mod:`qd.behaviour.custom`)."""
+    if is_space_reference(name):
+        return build_space(name, env_spec, options=options or {}, seed=seed, device=device)
+    if options:
+        raise ValueError(
+            f"space options {sorted(options)} apply to module:Class spaces only, not {name!r}"
+        )
     if name == "ground_truth":
         return GroundTruthSpace(env_spec.descriptor_size)
     if name == "final_obs":
@@ -150,4 +166,7 @@ def make_space(name: str, env_spec, *, seed: int = 0, device: str | torch.device
             )
         options = parse_autoencoder_options(name.partition(":")[2])
         return AutoencoderSpace(**options, seed=seed, device=device)
-    raise ValueError(f"unknown behaviour space {name!r}; known: {', '.join(SPACES)}")
+    raise ValueError(
+        f"unknown behaviour space {name!r}; known: {', '.join(SPACES)}, or your own "
+        "package.module:Class"
+    )

@@ -1,0 +1,119 @@
+"""``torch.compile`` of rollout blocks, bit-identical to eager where the eager path is the
+reference.
+
+Inductor fuses element-wise code into loops of its own, and there it computes transcendental
+functions (``cos``, ``tanh``, ``exp``, ``sqrt``...) with its own vectorised routines, while
+eager CPU kernels call other ones (e.g. MKL's vector math): the results differ in the last bit,
+and over a 2,000-step episode a chaotic robot ends up somewhere else. With ``exact=True`` a
+post-grad graph pass reroutes these functions to opaque ops that call the eager ATen kernels,
+so everything else is fused and the numbers are the eager ones (checked by the tests, env by
+env). ``exact=False`` lets inductor fuse them too: faster, still deterministic and batch
+invariant, but not equal to eager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+# Element-wise functions whose compiled form rounds differently from the eager CPU kernel
+# (measured on torch 2.13: cos, sin, tan, exp, log, sqrt, atan2, atan, erf, pow, expm1, acos,
+# asin, and tanh / sigmoid once fused with their input's arithmetic).
+UNARY = (
+    "acos",
+    "asin",
+    "atan",
+    "cos",
+    "cosh",
+    "erf",
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "rsqrt",
+    "sigmoid",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+)
+BINARY = ("atan2", "hypot")
+LIBRARY = "qdtorch_eager"
+
+_reroute: dict | None = None
+_library = None
+
+
+def _eager_ops() -> dict:
+    """``{aten overload: opaque op calling it}``, defined once per process."""
+    global _reroute, _library
+    if _reroute is not None:
+        return _reroute
+    aten = torch.ops.aten
+    lib = torch.library.Library(LIBRARY, "DEF")
+    reroute = {}
+
+    def define(name: str, schema: str, target) -> None:
+        lib.define(f"{name}{schema}")
+        lib.impl(name, lambda *args: target(*args), "CompositeExplicitAutograd")
+        reroute[target] = getattr(getattr(torch.ops, LIBRARY), name).default
+
+    for name in UNARY:
+        define(name, "(Tensor x) -> Tensor", getattr(aten, name).default)
+    for name in BINARY:
+        define(name, "(Tensor x, Tensor y) -> Tensor", getattr(aten, name).default)
+    define("pow_scalar", "(Tensor x, Scalar e) -> Tensor", aten.pow.Tensor_Scalar)
+    define("pow_tensor", "(Tensor x, Tensor e) -> Tensor", aten.pow.Tensor_Tensor)
+    _library, _reroute = lib, reroute
+    return reroute
+
+
+def _eager_math_pass_class():
+    from torch._inductor.custom_graph_pass import CustomGraphPass
+
+    class EagerMathPass(CustomGraphPass):
+        """Post-grad pass: transcendental ATen calls -> opaque ops running the eager kernels.
+
+        ``uuid`` enters inductor's cache key, so cached code compiled without the pass is never
+        reused for a graph compiled with it.
+        """
+
+        def __call__(self, graph: torch.fx.Graph) -> None:
+            reroute = _eager_ops()
+            for node in graph.nodes:
+                if node.op == "call_function" and node.target in reroute:
+                    node.target = reroute[node.target]
+
+        def uuid(self) -> str:
+            return f"qdtorch-eager-math-1:{','.join(UNARY + BINARY)}"
+
+    return EagerMathPass
+
+
+def compile_function(
+    fn: Callable, *, exact: bool = True, mode: str | None = None, dynamic: bool = True
+) -> Callable:
+    """``torch.compile(fn)``; ``exact`` keeps transcendental functions on the eager kernels.
+
+    Args:
+        fn: the function to compile.
+        exact: results bit-identical to eager (see the module docstring).
+        mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
+        dynamic: compile once for every batch size (symbolic batch dimension).
+    """
+    options = {}
+    if exact:
+        _eager_ops()
+        options["post_grad_custom_pre_pass"] = _eager_math_pass_class()()
+    kwargs = {"dynamic": dynamic, "options": options}
+    if mode and mode != "default":
+        # torch.compile takes either a mode or options: spell the mode's options out
+        from torch._inductor import list_mode_options
+
+        kwargs["options"] = {**list_mode_options(mode, dynamic), **options}
+    return torch.compile(fn, **kwargs)
