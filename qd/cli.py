@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
 import time
-
-from qd import cli_tools as tools
 
 EPILOG_BENCH = """examples:
   qd bench rollout --env hardmaze --batch 12 200 4096 --threads 1 --compile --json
@@ -101,6 +100,7 @@ EPILOG_RUN = """examples:
   qd run taxons --env hardmaze --set ae_device=cuda   (learned space; AE on a GPU)
   qd run stax --env curling --compile --set space=autoencoder:frames=3
   qd run --resume runs/ns-demo        (continue from the last checkpoint)
+  qd run --resume runs/ns-demo --budget 50000   (extend a run, finished or not)
   qd run ns --env hardmaze --seeds 0-9 --out runs/ns10   (10 seeds in lockstep; each seed's
       folder runs/ns10/seed-S equals a separate run with --seed S; resume with --resume runs/ns10)
   qd run ns --env hardmaze --evaluator ray --workers 4 [--address ray://head:10001]
@@ -125,7 +125,8 @@ READ_IMPORT = (
 EPILOG_INSPECT = """examples:
   qd inspect runs/demo
   qd inspect runs/demo --json
-  qd inspect runs/demo --top 10 --by objective
+  qd inspect runs/demo --top 10 --by objective   (from the archive holding the best)
+  qd inspect runs/demo --top 5 --by 'ground_truth[0]' --archive novelty
   qd inspect runs/demo/archive/novelty.safetensors"""
 
 EPILOG_PLOT = """examples:
@@ -150,6 +151,15 @@ EPILOG_EVOLVABILITY = """examples:
   qd evolvability runs/demo --sample 10 --json"""
 
 
+def _lazy(module: str, name: str):
+    """A command handler imported on first use (so ``qd --help`` imports no torch)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
+
+    return handler
+
+
 def _sub(sub, name: str, help_text: str, epilog: str, func):
     parser = sub.add_parser(
         name,
@@ -168,13 +178,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.algorithm or args.set or args.config or args.seeds or args.seed is not None:
             raise ValueError(
-                "--resume takes only the run folder (its config.json, or lockstep.json with its "
-                "seeds, is reused)"
+                "--resume takes only the run folder and --budget (its config.json, or "
+                "lockstep.json with its seeds, is reused)"
             )
         import envs
 
         envs.plugins.import_modules(args.imports)
-        folder = resume(args.resume, progress=args.progress)
+        folder = resume(args.resume, budget=args.budget, progress=args.progress)
     else:
         if not args.algorithm or not args.env:
             raise ValueError("qd run needs ALGO and --env ENV (or --resume DIR)")
@@ -275,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_import(p, "its environments are listed too")
 
-    from qd.algorithms import algorithm_names
+    from qd.catalog import ALGORITHM_NAMES
 
     p = sub.add_parser(
         "run",
@@ -285,13 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(algorithm_names())}")
+    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(ALGORITHM_NAMES)}")
     p.add_argument(
         "--env",
         help="environment: a name (see `qd envs`), package.module:callable (your own batched "
         "env), gym:<id> or gym:<module>:<id>",
     )
-    p.add_argument("--budget", type=int, help="evaluations to spend (default 100000)")
+    p.add_argument(
+        "--budget",
+        type=int,
+        help="evaluations to spend (default 100000); with --resume, the new total budget",
+    )
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument(
         "--seeds",
@@ -344,21 +358,28 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect",
         "summary of a run folder or archive file; top individuals",
         EPILOG_INSPECT,
-        tools.cmd_inspect,
+        _lazy("qd.cli_inspect", "cmd_inspect"),
     )
     p.add_argument("run", help="run folder or archive file (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--top", type=int, help="list the N best individuals")
+    p.add_argument(
+        "--top",
+        type=int,
+        help="list the N best individuals (default archive: the one holding the best value)",
+    )
     p.add_argument(
         "--by",
         default="objective",
-        help="field to rank by for --top (objective, reward_area, novelty...)",
+        help="field to rank by for --top (objective, reward_area, novelty, or a component of a "
+        "vector field such as ground_truth[0])",
     )
     p.add_argument(
-        "--archive", help="archive of the run (default: its main one, novelty or elites)"
+        "--archive",
+        help="archive of the run (default: its main one, novelty or elites; for --top the one "
+        "holding the best; champions holds the best of each reward area)",
     )
 
-    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, tools.cmd_plot)
+    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, _lazy("qd.cli_tools", "cmd_plot"))
     p.add_argument("run", help="run folder")
     p.add_argument(
         "--kind",
@@ -380,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         "re-evaluate a stored individual and draw its trajectory",
         EPILOG_REPLAY,
-        tools.cmd_replay,
+        _lazy("qd.cli_tools", "cmd_replay"),
     )
     p.add_argument("run", help="run folder or archive file")
     p.add_argument("--index", type=int, help="row of the archive")
@@ -395,7 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="PNG path (default ./RUN-replay-I.png)")
     _add_import(p, READ_IMPORT)
 
-    p = _sub(sub, "export", "archive rows as CSV or parquet", EPILOG_EXPORT, tools.cmd_export)
+    p = _sub(
+        sub,
+        "export",
+        "archive rows as CSV or parquet",
+        EPILOG_EXPORT,
+        _lazy("qd.cli_tools", "cmd_export"),
+    )
     p.add_argument("run", help="run folder or archive file")
     p.add_argument("--format", default="csv", choices=["csv", "parquet"])
     p.add_argument(
@@ -408,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         "curves of several runs on one figure (mean and spread)",
         EPILOG_COMPARE,
-        tools.cmd_compare,
+        _lazy("qd.cli_tools", "cmd_compare"),
     )
     p.add_argument("runs", nargs="+", help="run folders (seeds of one setting are grouped)")
     p.add_argument(
@@ -425,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evolvability",
         "evolvability of stored genomes (1,000 mutants each)",
         EPILOG_EVOLVABILITY,
-        tools.cmd_evolvability,
+        _lazy("qd.cli_tools", "cmd_evolvability"),
     )
     p.add_argument("run", help="run folder or archive file")
     group = p.add_mutually_exclusive_group(required=True)

@@ -15,18 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qd.report import (
-    archive_summary,
-    env_of,
-    format_lockstep,
-    format_summary,
-    open_archive,
-    read_config,
-    read_metrics,
-    summary,
-    top_individuals,
-)
-from qd.run_folder import expand_runs, is_lockstep, seed_folders
+from qd.cli_inspect import cmd_inspect  # noqa: F401  (re-exported)
+from qd.report import env_of, open_archive, read_config, read_metrics
+from qd.run_folder import expand_runs
 
 
 def _run_policy(config: dict, env):
@@ -40,48 +31,6 @@ def _run_policy(config: dict, env):
 
 def _default_out(run: str, suffix: str) -> str:
     return f"{Path(run).resolve().name}-{suffix}"
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    target = Path(args.run)
-    if is_lockstep(target):
-        if args.top:
-            raise ValueError(f"{target} holds lockstep seeds; give --top a seed folder (seed-S)")
-        infos = [summary(folder) for folder in seed_folders(target)]
-        if args.json:
-            print(json.dumps({"lockstep": str(target), "seeds": infos}, indent=2))
-        else:
-            print(format_lockstep(infos))
-        return 0
-    if args.top:
-        archive, path = open_archive(target, args.archive)
-        rows = top_individuals(archive, args.top, args.by)
-        if args.json:
-            print(json.dumps({"archive": str(path), "by": args.by, "rows": rows}, indent=2))
-            return 0
-        print(f"top {len(rows)} of {path} by {args.by}:")
-        for r in rows:
-            rank = (
-                "" if args.by in ("objective", "reward_area") else f"{args.by}={r[args.by]:.4f}  "
-            )
-            print(
-                f"  #{r['index']:<6} {rank}objective={r['objective']:.4f}"
-                f"  area={r['reward_area']:>2}  ground truth={r['ground_truth']}"
-            )
-        return 0
-    if target.is_file():
-        info = archive_summary(target)
-        if args.json:
-            print(json.dumps(info, indent=2))
-        else:
-            for key, value in info.items():
-                print(f"{key:<20} {value}")
-        return 0
-    if not target.exists():
-        raise FileNotFoundError(f"{target}: no such run folder or archive file")
-    info = summary(target)
-    print(json.dumps(info, indent=2) if args.json else format_summary(info))
-    return 0
 
 
 _CURVES = {

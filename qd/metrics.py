@@ -84,6 +84,7 @@ class Tracker:
         self.explored = torch.zeros(self.n_cells, dtype=torch.int64)
         self.best = torch.full((self.n_cells,), -float("inf"), dtype=torch.float64)
         self.max_reward = torch.zeros(max(spec["reward_areas"], 0), dtype=torch.float64)
+        self.best_return = torch.tensor(-float("inf"), dtype=torch.float64)
         self.evaluations = 0
 
     def update(self, ground_truth, fitness, reward_area, *, exploring: bool = True) -> None:
@@ -99,6 +100,9 @@ class Tracker:
         if self.max_reward.numel():
             inside = area >= 0
             self.max_reward.scatter_reduce_(0, area[inside], fitness[inside], "amax")
+        finite = fitness[torch.isfinite(fitness)]
+        if finite.numel():
+            self.best_return = torch.maximum(self.best_return, finite.max())
         self.evaluations += len(fitness)
 
     @property
@@ -110,6 +114,12 @@ class Tracker:
     def uniformity(self) -> float:
         """Uniformity of the exploring individuals over the filled cells."""
         return uniformity(self.explored)
+
+    @property
+    def max_return(self) -> float | None:
+        """Highest finite return evaluated so far (None before the first one)."""
+        value = float(self.best_return)
+        return value if math.isfinite(value) else None
 
     @property
     def qd_score(self) -> float:
@@ -124,6 +134,7 @@ class Tracker:
             "explored": self.explored.clone(),
             "best": self.best.clone(),
             "max_reward": self.max_reward.clone(),
+            "best_return": self.best_return.clone(),
             "evaluations": torch.tensor(self.evaluations),
         }
 
@@ -133,4 +144,5 @@ class Tracker:
         self.explored = tensors.get("explored", self.counts).clone()
         self.best = tensors["best"].clone()
         self.max_reward = tensors["max_reward"].clone()
+        self.best_return = tensors.get("best_return", self.best_return).clone()
         self.evaluations = int(tensors["evaluations"])

@@ -9,8 +9,9 @@ import time
 class Progress:
     """Show a run's progress from its metrics lines.
 
-    On a terminal: a tqdm bar. Otherwise (output piped to a file): a log line every
-    ``log_every`` evaluations, every 5% of the budget or every 30 s, whichever comes first.
+    On a terminal: a tqdm bar. Otherwise (output piped to a file): a log line after the first
+    generation, then every ``log_every`` evaluations, every 5% of the budget or every 30 s,
+    whichever comes first.
 
     Args:
         total: evaluations of the whole run.
@@ -37,6 +38,7 @@ class Progress:
         self.last_time = time.monotonic()
         self.label = f"{label}: " if label else ""
         self.bar = None
+        self.first = True
         if self.tty:
             from tqdm import tqdm
 
@@ -44,7 +46,11 @@ class Progress:
 
     def update(self, line: dict) -> None:
         """Report the latest metrics line (``evaluations``, ``coverage``, ``max_reward``...)."""
-        best = max(line["max_reward"], default=0.0)
+        best = max(line["max_reward"], default=None)  # envs without reward areas: best return
+        what = "best reward"
+        if best is None:
+            best, what = line.get("max_return"), "best return"
+            best = 0.0 if best is None else best
         if self.bar is not None:
             self.bar.update(line["evaluations"] - self.bar.n)
             self.bar.set_postfix(
@@ -54,10 +60,12 @@ class Progress:
             )
             return
         now = time.monotonic()
-        if line["evaluations"] >= self.next_log or now - self.last_time >= self.seconds:
+        due = line["evaluations"] >= self.next_log or now - self.last_time >= self.seconds
+        if due or self.first:
+            self.first = False
             print(
                 f"{self.label}evaluations {line['evaluations']}: coverage {line['coverage']:.3f} "
-                f"(archive {line['coverage_archive']:.3f}), best reward {best:.3f}, "
+                f"(archive {line['coverage_archive']:.3f}), {what} {best:.3f}, "
                 f"archive {line['archive_size']}, {line['evals_per_s']:.0f} evals/s",
                 flush=True,
             )

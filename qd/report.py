@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -10,132 +9,9 @@ import torch
 
 from qd.archive import Archive
 from qd.plotting import plot_curves, plot_descriptors, plot_learned_space
+from qd.ranking import top_individuals  # noqa: F401  (re-exported)
 from qd.run_folder import archive_files, read_config, read_metrics
-
-
-def summary(folder: str | Path) -> dict:
-    """The run's summary: what ran, how far, what it found."""
-    import ribs
-
-    from qd import __version__
-
-    folder = Path(folder)
-    config = read_config(folder)
-    metrics = read_metrics(folder)
-    last = metrics[-1] if metrics else {}
-    files = archive_files(folder)
-    archives = {name: len(Archive.load(path)) for name, path in files.items()}
-    emitters = {
-        k: last[k]
-        for k in (
-            "active_emitters",
-            "candidates",
-            "emitter_evaluations",
-            "emitter_evaluations_per_area",
-        )
-        if k in last
-    }
-    return {
-        "run": str(folder),
-        "algorithm": config["algorithm"],
-        "env": config["env"],
-        "seed": config["seed"],
-        "budget": config["budget"],
-        "evaluations": last.get("evaluations", 0),
-        "finished": (folder / "archive").is_dir() and last.get("evaluations") == config["budget"],
-        "archives": archives,
-        "coverage": last.get("coverage", 0.0),
-        "coverage_archive": last.get("coverage_archive", 0.0),
-        "uniformity": last.get("uniformity", 0.0),
-        "qd_score": last.get("qd_score", 0.0),
-        "max_reward": last.get("max_reward", []),
-        "wall_time_s": last.get("wall_time_s", 0.0),
-        "rollout_time_s": last.get("rollout_time_s", 0.0),
-        **({"reward_archive": _reward_table(files)} if "reward" in files else {}),
-        **({"emitters": emitters} if emitters else {}),
-        "versions": {
-            "qdtorch": __version__,
-            "run_written_by": config.get("qdtorch_version"),
-            "torch": torch.__version__,
-            "ribs": ribs.__version__,
-            "python": platform.python_version(),
-        },
-    }
-
-
-def _reward_table(files: dict[str, Path]) -> dict[str, dict]:
-    return per_area(Archive.load(files["reward"]))
-
-
-def format_summary(info: dict) -> str:
-    """Readable table of :func:`summary`."""
-    rewards = ", ".join(f"area {i}: {r:.3f}" for i, r in enumerate(info["max_reward"])) or "-"
-    archives = ", ".join(f"{k} {v}" for k, v in info["archives"].items()) or "-"
-    rows = [
-        ("run", info["run"]),
-        ("algorithm", info["algorithm"]),
-        ("env", info["env"]),
-        ("seed", info["seed"]),
-        (
-            "evaluations",
-            f"{info['evaluations']} / {info['budget']}"
-            + ("" if info["finished"] else "  (not finished)"),
-        ),
-        ("archives", archives),
-        (
-            "coverage",
-            f"{info['coverage']:.3f} (all explored), {info['coverage_archive']:.3f} (archive)",
-        ),
-        ("uniformity", f"{info['uniformity']:.3f}"),
-        ("QD-score", f"{info['qd_score']:.3f}"),
-        ("max reward", rewards),
-        ("wall time", f"{info['wall_time_s']:.1f} s ({info['rollout_time_s']:.1f} s in rollouts)"),
-    ]
-    emitters = info.get("emitters", {})
-    if emitters:
-        rows.append(
-            (
-                "emitters",
-                f"{emitters.get('active_emitters', 0)} active, "
-                f"{emitters.get('candidates', 0)} candidates, "
-                f"{emitters.get('emitter_evaluations', 0)} evaluations",
-            )
-        )
-    spent = emitters.get("emitter_evaluations_per_area", [])
-    for area, row in info.get("reward_archive", {}).items():
-        evals = f", emitter evaluations {spent[int(area)]}" if int(area) < len(spent) else ""
-        rows.append(
-            (
-                f"reward area {area}",
-                f"{row['individuals']} in reward archive, best {row['max_reward']:.3f} "
-                f"(#{row['best_index']}), mean {row['mean_reward']:.3f}{evals}",
-            )
-        )
-    rows += [
-        ("versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items())),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-def format_lockstep(infos: list[dict]) -> str:
-    """One line per seed of a lockstep folder (summaries from :func:`summary`)."""
-    first = infos[0]
-    done = sum(i["finished"] for i in infos)
-    head = (
-        f"{first['algorithm']} on {first['env']}, {len(infos)} seeds in lockstep "
-        f"({done} finished)\n"
-        f"{'seed':>6} {'evaluations':>19} {'coverage':>9} {'archive cov':>12}  max reward"
-    )
-    rows = []
-    for i in infos:
-        evals = f"{i['evaluations']}/{i['budget']}"
-        rewards = ", ".join(f"{r:.3f}" for r in i["max_reward"]) or "-"
-        rows.append(
-            f"{i['seed']:>6} {evals:>19} {i['coverage']:>9.3f} {i['coverage_archive']:>12.3f}"
-            f"  {rewards}{'' if i['finished'] else '  (not finished)'}"
-        )
-    return "\n".join([head, *rows])
+from qd.summary import format_lockstep, format_summary, summary  # noqa: F401  (re-exported)
 
 
 def _population_plots(metrics: list[dict], plots: Path, env_name: str) -> list[Path]:
@@ -365,28 +241,3 @@ def archive_summary(path: str | Path) -> dict:
         "max_objective": float(objective.max()) if len(archive) else None,
         "max_reward_per_area": best,
     }
-
-
-def top_individuals(archive: Archive, n: int, by: str = "objective") -> list[dict]:
-    """The ``n`` rows with the largest ``by`` (a scalar field, or ``novelty`` w.r.t. the rest)."""
-    if by == "novelty":
-        values = archive.novelty(archive.descriptors, self_index=torch.arange(len(archive)))
-    else:
-        field = archive.field(by)
-        if field.ndim != 1:
-            raise ValueError(f"--by needs a scalar field; {by!r} has shape {list(field.shape[1:])}")
-        values = field.double()
-    order = values.argsort(descending=True)[:n].tolist()
-    rows = []
-    for i in order:
-        rows.append(
-            {
-                "index": i,
-                by: float(values[i]),
-                "objective": float(archive.objectives[i]),
-                "reward_area": int(archive.field("reward_area")[i]),
-                "ground_truth": [round(float(v), 5) for v in archive.field("ground_truth")[i]],
-                "descriptor": [round(float(v), 5) for v in archive.descriptors[i]],
-            }
-        )
-    return rows

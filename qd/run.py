@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,13 +24,17 @@ import torch
 import envs
 from qd import run_folder as files
 from qd.algorithms import Learner, lookup, policy_for
+from qd.archive import Archive
 from qd.behaviour import make_space
+from qd.champions import NAME as CHAMPIONS
+from qd.champions import Champions
 from qd.evaluation import LocalEvaluator, Outcomes, resolve_device
 from qd.metrics import Tracker, grid_cells, uniformity
 from qd.progress import Progress
 from qd.run_config import (  # noqa: F401  (re-exported: the library's entry points)
     RUN_KEYS,
     RunConfig,
+    check_budget,
     load_config_file,
     parse_overrides,
     parse_seeds,
@@ -81,6 +86,16 @@ class Run:
         )
         # what the evaluator records: the behaviour space's needs plus the algorithm's own
         self.recordings = {**self.space.recordings, **self.algorithm.recordings}
+        if CHAMPIONS in self.algorithm.archives:
+            raise ValueError(f"{config.algorithm} has an archive named {CHAMPIONS!r} (reserved)")
+        # the best evaluated individuals (learners, which have no genome per episode, have none)
+        self.champions = (
+            None
+            if self.interacts
+            else Champions(
+                genome_size=self.policy.genome_size, env_spec=self.spec, seed=config.seed
+            )
+        )
         self.tracker = Tracker(self.spec)
         self.evaluations = 0
         self.wall_time = 0.0
@@ -121,6 +136,7 @@ class Run:
         self.tracker.update(
             outcomes.descriptor, outcomes.fitness, outcomes.reward_area, exploring=exploring
         )
+        self.champions.update(genomes, outcomes.fitness, outcomes.reward_area, outcomes.descriptor)
         self.evaluations += len(genomes)
         self.rollout_time += rollout_s
         self.wall_time += time.perf_counter() - start + rollout_s
@@ -146,6 +162,14 @@ class Run:
         outcomes.fitness.sum().item()  # wait for the device before timing
         return self.tell(genomes, outcomes, time.perf_counter() - start)
 
+    @property
+    def archives(self) -> dict[str, Archive]:
+        """The algorithm's archives plus ``champions`` (what checkpoints and ``archive/`` hold)."""
+        archives = dict(self.algorithm.archives)
+        if self.champions is not None:
+            archives[CHAMPIONS] = self.champions.archive
+        return archives
+
     def metrics_line(self, info: dict) -> dict:
         """The metrics.jsonl record after the latest generation."""
         archive = self.algorithm.archives[self.algorithm.main_archive]
@@ -161,6 +185,7 @@ class Run:
             "uniformity_archive": uniformity(archive_counts),
             "archive_size": len(archive),
             "max_reward": max_reward,
+            "max_return": self.tracker.max_return,
             "qd_score": self.tracker.qd_score,
             "evals_per_s": self.evaluations / max(self.wall_time, 1e-9),
             "wall_time_s": self.wall_time,
@@ -177,8 +202,12 @@ class Run:
             self.save_checkpoint()
 
     def finish(self) -> None:
-        """Write final archives and plots."""
-        files.write_archives(self.folder, self.algorithm.archives)
+        """Checkpoint the end (when the algorithm allows), then write final archives and plots."""
+        if self.evaluations > self.last_checkpoint and self.algorithm.ready_for_checkpoint():
+            with open(self.folder / "metrics.jsonl", "a") as handle:
+                os.fsync(handle.fileno())
+            self.save_checkpoint()
+        files.write_archives(self.folder, self.archives)
         from qd.report import write_plots
 
         write_plots(self.folder, self.env)
@@ -197,7 +226,7 @@ class Run:
         path = files.write_checkpoint(
             self.folder,
             self.evaluations,
-            self.algorithm.archives,
+            self.archives,
             tensors,
             meta,
             keep=self.config.keep_checkpoints,
@@ -208,6 +237,9 @@ class Run:
     def load_checkpoint(self, folder: Path) -> None:
         """Restore algorithm, archives, tracker and counters from a checkpoint folder."""
         archives, tensors, meta = files.read_checkpoint(folder, self.device)
+        champions = archives.pop(CHAMPIONS, None)
+        if champions is not None and self.champions is not None:
+            self.champions.archive = champions
         algo_state = {
             "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("algo.")},
             "meta": meta["algorithm"],
@@ -228,12 +260,6 @@ class Run:
         if found:
             self.load_checkpoint(found[-1])
         files.truncate_metrics(self.folder, self.evaluations)
-
-    def prepare_start(self) -> None:
-        """Write config.json and an empty metrics.jsonl into the (new) run folder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        files.write_config(self.folder, asdict(self.config))
-        (self.folder / "metrics.jsonl").write_text("")
 
 
 def drive(runs: list[Run], *, progress: bool | None = None) -> None:
@@ -286,12 +312,14 @@ def _round_summary(runs: list[Run], last: list, elapsed: float, done_before: int
         return lines[0]
     evaluations = sum(r.evaluations for r in runs)
     rewards = [line["max_reward"] for line in lines]
+    returns = [line.get("max_return") for line in lines]
     return {
         "evaluations": evaluations,
         "coverage": sum(line["coverage"] for line in lines) / len(lines),
         "coverage_archive": sum(line["coverage_archive"] for line in lines) / len(lines),
         "archive_size": sum(line["archive_size"] for line in lines) // len(lines),
         "max_reward": [max(v) for v in zip(*rewards, strict=True)] if rewards else [],
+        "max_return": max((x for x in returns if x is not None), default=None),
         "evals_per_s": (evaluations - done_before) / max(elapsed, 1e-9),
     }
 
@@ -320,7 +348,9 @@ def start(
 
     With ``seeds``, run one search per seed in lockstep: ``config.out`` becomes a lockstep
     folder with ``lockstep.json`` and one run folder ``seed-S/`` per seed (``config.seed`` is
-    ignored).
+    ignored). The settings are validated before anything is written; ``config.json`` is written
+    before the env, policy and algorithm are built, so a run killed at any later point can be
+    resumed (from zero before its first checkpoint). If building fails, the folder is removed.
     """
     config.validate()
     seeds = parse_seeds(seeds) if seeds is not None else None
@@ -336,20 +366,52 @@ def start(
             dataclasses.replace(config, seed=s, out=str(files.seed_folder(folder, s)))
             for s in seeds
         ]
-    runs = _build(configs)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    if seeds is not None:
-        files.write_config(folder, {"seeds": seeds, "config": asdict(config)}, files.LOCKSTEP_FILE)
-    for run in runs:
-        run.prepare_start()
+    try:
+        if seeds is not None:
+            settings = {"seeds": seeds, "config": asdict(config)}
+            files.write_config(folder, settings, files.LOCKSTEP_FILE)
+        for child in configs:
+            _write_new_run(child)
+        runs = _build(configs)
+    except Exception:
+        _remove_contents(folder, remove_folder=created)
+        raise
     _run_to_end(runs, progress)
     return folder
 
 
-def resume(folder: str | Path, *, progress: bool | None = None) -> Path:
+def _write_new_run(config: RunConfig) -> None:
+    """config.json and an empty metrics.jsonl in a new run folder."""
+    folder = Path(config.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_config(folder, asdict(config))
+    (folder / "metrics.jsonl").write_text("")
+
+
+def _remove_contents(folder: Path, *, remove_folder: bool) -> None:
+    """Undo a start that failed before its first evaluation."""
+    if remove_folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for child in folder.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def resume(folder: str | Path, *, budget: int | None = None, progress: bool | None = None) -> Path:
     """Continue a run, or every seed of a lockstep folder, from the last complete checkpoints
-    (a seed whose folder was never written starts from scratch)."""
+    (a seed whose folder was never written starts from scratch).
+
+    ``budget``: the new total budget in evaluations (``config.json`` is updated before the run
+    continues); it may extend a finished run but never be below what was already done.
+    """
     folder = Path(folder)
+    if budget is not None:
+        check_budget(budget)
     if files.is_lockstep(folder):
         data = files.read_config(folder, files.LOCKSTEP_FILE)
         base = _config_from(data["config"], folder)
@@ -363,14 +425,37 @@ def resume(folder: str | Path, *, progress: bool | None = None) -> Path:
                 fresh.append(len(configs) - 1)
     else:
         configs, fresh = [_config_from(read_config(folder), folder)], []
+    for i, config in enumerate(configs):
+        done = 0 if i in fresh else files.evaluations_done(config.out)
+        wanted = config.budget if budget is None else budget
+        if wanted < done:
+            where = "config.json says" if budget is None else "--budget"
+            raise ValueError(
+                f"{config.out}: {where} {wanted} evaluations but {done} were already done; "
+                "a resume never shrinks a run (give --budget N >= that to extend it)"
+            )
+    if budget is not None:
+        if files.is_lockstep(folder):
+            files.update_budget(folder, budget, files.LOCKSTEP_FILE)
+        for i, config in enumerate(configs):
+            _set_budget(config, budget)
+            if i not in fresh:
+                files.update_budget(Path(config.out), budget)
     runs = _build(configs)
     for i, run in enumerate(runs):
         if i in fresh:
-            run.prepare_start()
+            _write_new_run(run.config)
         else:
             run.prepare_resume()
     _run_to_end(runs, progress)
     return folder
+
+
+def _set_budget(config: RunConfig, budget: int) -> None:
+    """Give ``config`` (and its algorithm's budget, when it followed the run's) a new budget."""
+    if config.algorithm_config.get("budget") == config.budget:
+        config.algorithm_config["budget"] = budget
+    config.budget = budget
 
 
 def _config_from(data: dict, folder: Path) -> RunConfig:

@@ -13,6 +13,13 @@ from qd.behaviour.custom import space_setting
 from qd.evaluation import resolve_device
 
 RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every", "threads")
+MAX_BUDGET = 2**53  # evaluations are counted exactly in floats up to here
+
+
+def check_budget(budget: int) -> None:
+    """Raise ValueError unless ``budget`` is an int in ``[1, 2**53]``."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 0 < budget <= MAX_BUDGET:
+        raise ValueError(f"budget must be an integer in [1, 2**53], got {budget!r}")
 
 
 @dataclass
@@ -97,14 +104,23 @@ class RunConfig:
         if not isinstance(self.space_options, dict):
             raise ValueError(f"space_options must be a dict, got {self.space_options!r}")
         envs.plugins.import_modules(self.imports)
-        if self.budget <= 0:
-            raise ValueError(f"budget must be > 0, got {self.budget}")
+        check_budget(self.budget)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads must be an int >= 0 (0: one per core), got {self.threads!r}")
+        if self.log_every <= 0 or self.workers <= 0:
+            raise ValueError(
+                f"log_every and workers must be > 0, got {self.log_every} and {self.workers}"
+            )
+        if self.max_batch != "auto" and (
+            isinstance(self.max_batch, bool)
+            or not isinstance(self.max_batch, int)
+            or self.max_batch <= 0
+        ):
+            raise ValueError(f"max_batch must be a positive int or 'auto', got {self.max_batch!r}")
         if self.compile not in (False, True, "fused"):
             raise ValueError(f"compile must be false, true or 'fused', got {self.compile!r}")
         if self.evaluator not in ("local", "ray"):

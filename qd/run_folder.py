@@ -19,10 +19,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported only where tensors are read or written
+    import torch
 
-from qd.archive import Archive
+    from qd.archive import Archive
 
 RUN_FORMAT = 1
 LOCKSTEP_FILE = "lockstep.json"
@@ -88,6 +90,18 @@ def read_config(folder: str | Path, name: str = "config.json") -> dict:
     return data
 
 
+def update_budget(folder: str | Path, budget: int, name: str = "config.json") -> None:
+    """Set a run's (or a lockstep folder's) budget in its config file, keeping the rest."""
+    path = Path(folder) / name
+    data = read_config(folder, name)
+    settings = data["config"] if name == LOCKSTEP_FILE else data
+    algorithm_config = settings.get("algorithm_config") or {}
+    if algorithm_config.get("budget") == settings.get("budget"):  # the algorithm's follows it
+        algorithm_config["budget"] = budget
+    settings["budget"] = budget
+    atomic_write_text(path, json.dumps(data, indent=2))
+
+
 # -- lockstep parents --------------------------------------------------------------------------
 def seed_folder(parent: str | Path, seed: int) -> Path:
     """The run folder of ``seed`` inside a lockstep folder."""
@@ -125,6 +139,14 @@ def read_metrics(folder: str | Path) -> list[dict]:
             except json.JSONDecodeError:
                 break
     return lines
+
+
+def evaluations_done(folder: str | Path) -> int:
+    """Evaluations a run has recorded: its last metrics line or latest checkpoint, the larger."""
+    lines = read_metrics(folder)
+    recorded = lines[-1].get("evaluations", 0) if lines and isinstance(lines[-1], dict) else 0
+    found = checkpoints(Path(folder))
+    return max(int(recorded), int(found[-1].name) if found else 0)
 
 
 def truncate_metrics(folder: Path, evaluations: int) -> None:
@@ -202,6 +224,8 @@ def read_checkpoint(
 ) -> tuple[dict[str, Archive], dict[str, torch.Tensor], dict]:
     """Archives, tensors and meta of a checkpoint folder."""
     from safetensors import safe_open
+
+    from qd.archive import Archive
 
     with safe_open(str(path / "state.safetensors"), framework="pt") as handle:
         meta = json.loads(handle.metadata()["meta"])

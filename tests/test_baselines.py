@@ -214,7 +214,7 @@ def test_run_budget_archives_and_exact_resume(algo, tmp_path):
     )
     if algo in ("me", "random"):
         assert evaluations == [200, 400, 600, 650]  # the last generation is cut to 50
-    names = ["elites"] + (["best"] if algo in ("cma-es", "random") else [])
+    names = ["elites", "champions"] + (["best"] if algo in ("cma-es", "random") else [])
     final = _final(folder, names)
     assert sorted(p.stem for p in (folder / "archive").iterdir()) == sorted(names)
     assert len(final["elites"]) == lines[-1]["archive_size"] > 0

@@ -17,10 +17,21 @@ candidates ``add`` keeps), :mod:`~qd.archive.files` (``save``/``load``: safetens
 header and checksum; nothing is ever unpickled) and :mod:`~qd.archive.kernels` (RBF kernels).
 """
 
-from qd.archive.files import FORMAT, FORMAT_VERSION, ArchiveFileError
-from qd.archive.insertion import INSERTION_RULES, InsertionRule
-from qd.archive.kernels import rbf_kernel, rbf_log_det
-from qd.archive.storage import Archive
+from __future__ import annotations
+
+import importlib
+
+from qd.archive.peek import FORMAT, FORMAT_VERSION, ArchiveFileError
+
+# torch-heavy names are imported on first use, so ``qd.archive.peek`` (and ``qd inspect``)
+# start without torch
+_LAZY = {
+    "Archive": "qd.archive.storage",
+    "INSERTION_RULES": "qd.archive.insertion",
+    "InsertionRule": "qd.archive.insertion",
+    "rbf_kernel": "qd.archive.kernels",
+    "rbf_log_det": "qd.archive.kernels",
+}
 
 __all__ = [
     "FORMAT",
@@ -32,3 +43,15 @@ __all__ = [
     "rbf_kernel",
     "rbf_log_det",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qd.archive' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

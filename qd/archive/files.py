@@ -3,20 +3,19 @@ settings, env spec, checksum). Nothing is ever unpickled."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import torch
 
-FORMAT = "qdtorch-archive"
-FORMAT_VERSION = 1
-
-
-class ArchiveFileError(ValueError):
-    """An archive file is missing, truncated, corrupted, foreign or from a newer version."""
-
+from qd.archive.peek import (  # noqa: F401  (re-exported)
+    FORMAT,
+    FORMAT_VERSION,
+    ArchiveFileError,
+    check_header,
+    digest,
+)
 
 DTYPES = {
     "float32": torch.float32,
@@ -36,11 +35,9 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def checksum(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return digest(
+        {k: t.contiguous().view(torch.uint8).numpy().tobytes() for k, t in tensors.items()}
+    )
 
 
 def read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -56,20 +53,7 @@ def read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise ArchiveFileError(
             f"{path}: not a readable archive file (truncated or not safetensors): {err}"
         ) from None
-    if "qdtorch" not in metadata:
-        raise ArchiveFileError(f"{path}: not a qdtorch archive (no qdtorch header)")
-    try:
-        header = json.loads(metadata["qdtorch"])
-    except json.JSONDecodeError as err:
-        raise ArchiveFileError(f"{path}: corrupted archive header: {err}") from None
-    if header.get("format") != FORMAT:
-        raise ArchiveFileError(f"{path}: foreign file format {header.get('format')!r}")
-    version = header.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArchiveFileError(
-            f"{path}: archive format version {version} is newer than this qdtorch "
-            f"(reads up to {FORMAT_VERSION}); upgrade qdtorch"
-        )
+    header = check_header(path, metadata)
     if header.get("sha256") != checksum(tensors):
         raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
     return header, tensors

@@ -1,0 +1,105 @@
+"""Reading archive files without torch: the header and the fields as numpy arrays.
+
+Used where start-up time matters (``qd inspect RUN``); the checksum is verified as in
+:func:`qd.archive.files.read_file`, so a damaged file is reported the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "qdtorch-archive"
+FORMAT_VERSION = 1
+
+
+class ArchiveFileError(ValueError):
+    """An archive file is missing, truncated, corrupted, foreign or from a newer version."""
+
+
+def check_header(path: Path, metadata: dict) -> dict:
+    """The qdtorch header of a file's safetensors metadata, with clear errors."""
+    if "qdtorch" not in metadata:
+        raise ArchiveFileError(f"{path}: not a qdtorch archive (no qdtorch header)")
+    try:
+        header = json.loads(metadata["qdtorch"])
+    except json.JSONDecodeError as err:
+        raise ArchiveFileError(f"{path}: corrupted archive header: {err}") from None
+    if not isinstance(header, dict):
+        raise ArchiveFileError(f"{path}: corrupted archive header (not a JSON object)")
+    if header.get("format") != FORMAT:
+        raise ArchiveFileError(f"{path}: foreign file format {header.get('format')!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveFileError(
+            f"{path}: archive format version {version} is newer than this qdtorch "
+            f"(reads up to {FORMAT_VERSION}); upgrade qdtorch"
+        )
+    return header
+
+
+def digest(named_bytes: dict[str, bytes]) -> str:
+    """The archive checksum: sha256 over each field's name and raw bytes, by name."""
+    sha = hashlib.sha256()
+    for name in sorted(named_bytes):
+        sha.update(name.encode())
+        sha.update(named_bytes[name])
+    return sha.hexdigest()
+
+
+def read_arrays(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header and fields (numpy) of an archive file, checksum verified."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArchiveFileError(f"{path}: no such archive file")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types
+        raise ArchiveFileError(
+            f"{path}: not a readable archive file (truncated or not safetensors): {err}"
+        ) from None
+    header = check_header(path, metadata)
+    if header.get("sha256") != digest(
+        {k: np.ascontiguousarray(v).tobytes() for k, v in arrays.items()}
+    ):
+        raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
+    return header, arrays
+
+
+def archive_rows(path: str | Path) -> int:
+    """Number of individuals in an archive file (checksum verified)."""
+    header, _ = read_arrays(path)
+    return _size(path, header)
+
+
+def _size(path, header: dict) -> int:
+    size = header.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise ArchiveFileError(f"{path}: corrupted archive header (size {size!r})")
+    return size
+
+
+def per_area_arrays(path: str | Path) -> dict[str, dict]:
+    """Per reward area of an archive file's env: individuals, best and mean reward, best's row."""
+    header, arrays = read_arrays(path)
+    size = _size(path, header)
+    objective = arrays["objective"][:size].astype(np.float64)
+    areas = arrays["reward_area"][:size]
+    table = {}
+    for area in range(int((header.get("env_spec") or {}).get("reward_areas", 0))):
+        index = np.nonzero(areas == area)[0]
+        inside = objective[index]
+        table[str(area)] = {
+            "individuals": int(index.size),
+            "max_reward": float(inside.max()) if index.size else 0.0,
+            "mean_reward": float(inside.mean()) if index.size else 0.0,
+            "best_index": int(index[inside.argmax()]) if index.size else None,
+        }
+    return table
