@@ -43,7 +43,7 @@ UNARY = (
     "tan",
     "tanh",
 )
-BINARY = ("atan2", "hypot")
+BINARY = ("atan2",)
 LIBRARY = "qdtorch_eager"
 
 _reroute: dict | None = None

@@ -35,6 +35,7 @@ from qd.run_config import (  # noqa: F401  (re-exported: the library's entry poi
     RUN_KEYS,
     RunConfig,
     check_budget,
+    compile_choice,
     load_config_file,
     parse_overrides,
     parse_seeds,
@@ -486,6 +487,6 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device):
         device=device,
         max_batch=config.max_batch,
         seed=config.seed,
-        compile=bool(config.compile),
-        compile_exact=config.compile != "fused",
+        compile=bool(compiled := compile_choice(config, env.spec.episode_length, device)),
+        compile_exact=compiled != "fused",
     )

@@ -120,7 +120,7 @@ def test_bench_rollout_cli_reports_ratios_against_eager(capsys):
 def test_run_config_compile_values():
     from qd.run import RunConfig
 
-    for value in (False, True, "fused"):
+    for value in (False, True, "fused", "auto"):
         RunConfig(algorithm="ns", env="hardmaze", out="x", compile=value).validate()
     with pytest.raises(ValueError, match="compile"):
         RunConfig(algorithm="ns", env="hardmaze", out="x", compile="fast").validate()
@@ -157,3 +157,18 @@ def test_run_threads_setting(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert json.loads((out / "config.json").read_text())["threads"] == 1
+
+
+def test_auto_compile_only_where_it_pays_and_is_checked_exact():
+    from qd.run_config import RunConfig, compile_choice
+
+    def choice(env="hardmaze", budget=100_000, device="cpu", compile="auto", length=2000):
+        config = RunConfig(algorithm="ns", env=env, out="x", budget=budget, compile=compile)
+        return compile_choice(config, length, device)
+
+    assert choice() is True  # 2e8 policy-steps of a checked env on the CPU
+    assert choice(budget=20_000) is False  # the demo: a compile would not pay
+    assert choice(device="cuda") is False  # exactness is checked on the CPU only
+    assert choice(env="gym:MountainCar-v0", length=200, budget=10**6) is False
+    assert choice(budget=20_000, compile="fused") == "fused"
+    assert choice(compile=False) is False
