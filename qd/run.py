@@ -46,10 +46,11 @@ from qd.run_folder import RUN_FORMAT, read_config  # noqa: F401  (re-exported)
 class Run:
     """One search: builds env, policy, space, algorithm and tracker from a config.
 
-    ``evaluator``: share another run's evaluator (lockstep seeds); default: a new one.
+    ``evaluator``: share another run's evaluator (lockstep seeds); default: a new one, for
+    ``searches`` searches in lockstep (they weigh in ``compile="auto"``'s choice).
     """
 
-    def __init__(self, config: RunConfig, *, evaluator=None) -> None:
+    def __init__(self, config: RunConfig, *, evaluator=None, searches: int = 1) -> None:
         self.config = config
         self.folder = Path(config.out)
         self.device = resolve_device(config.device)
@@ -58,7 +59,9 @@ class Run:
         self.spec = self.env.spec.to_dict()
         self.spec["name"] = config.env  # what envs.make rebuilds it from (archive headers)
         self.policy = policy_for(config.algorithm, self.env.spec, config.policy_hidden)
-        self.evaluator = evaluator or make_evaluator(config, self.env, self.policy, self.device)
+        self.evaluator = evaluator or make_evaluator(
+            config, self.env, self.policy, self.device, searches=searches
+        )
         variant = lookup(config.algorithm)
         settings = dict(config.algorithm_config)
         if "budget" in {f.name for f in dataclasses.fields(variant.config)}:
@@ -329,7 +332,7 @@ def _build(configs: list[RunConfig]) -> list[Run]:
     """Runs of ``configs`` sharing the first one's evaluator (and its thread count)."""
     if configs[0].threads:
         torch.set_num_threads(configs[0].threads)
-    first = Run(configs[0])
+    first = Run(configs[0], searches=len(configs))
     return [first] + [Run(c, evaluator=first.evaluator) for c in configs[1:]]
 
 
@@ -465,7 +468,7 @@ def _config_from(data: dict, folder: Path) -> RunConfig:
     return RunConfig(**data)
 
 
-def make_evaluator(config: RunConfig, env, policy, device: torch.device):
+def make_evaluator(config: RunConfig, env, policy, device: torch.device, *, searches: int = 1):
     """The evaluator a run's config asks for: this process, or Ray actors."""
     if config.evaluator == "ray":
         from qd.evaluation_ray import RayEvaluator
@@ -487,6 +490,6 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device):
         device=device,
         max_batch=config.max_batch,
         seed=config.seed,
-        compile=bool(compiled := compile_choice(config, env.spec.episode_length, device)),
+        compile=bool(compiled := compile_choice(config, env.spec.episode_length, device, searches)),
         compile_exact=compiled != "fused",
     )

@@ -249,12 +249,13 @@ def parse_seeds(tokens: list[str | int]) -> list[int]:
     return seeds
 
 
-def compile_choice(config: RunConfig, episode_length: int, device) -> bool | str:
-    """What ``config.compile`` means for this run: ``False``, ``True`` (exact) or ``"fused"``."""
+def compile_choice(config: RunConfig, episode_length: int, device, searches: int = 1) -> bool | str:
+    """What ``config.compile`` means for ``searches`` lockstep runs of ``config``: ``False``,
+    ``True`` (exact) or ``"fused"``."""
     if config.compile != "auto":
         return config.compile
     return (
         config.env in EXACT_COMPILED_ENVS
         and str(device) == "cpu"
-        and config.budget * episode_length >= AUTO_COMPILE_STEPS
+        and searches * config.budget * episode_length >= AUTO_COMPILE_STEPS
     )

@@ -168,6 +168,8 @@ def test_auto_compile_only_where_it_pays_and_is_checked_exact():
 
     assert choice() is True  # 2e8 policy-steps of a checked env on the CPU
     assert choice(budget=20_000) is False  # the demo: a compile would not pay
+    config = RunConfig(algorithm="ns", env="hardmaze", out="x", budget=20_000)
+    assert compile_choice(config, 2000, "cpu", searches=10) is True  # 10 lockstep seeds
     assert choice(device="cuda") is False  # exactness is checked on the CPU only
     assert choice(env="gym:MountainCar-v0", length=200, budget=10**6) is False
     assert choice(budget=20_000, compile="fused") == "fused"
