@@ -72,6 +72,7 @@ def measure(config: RunConfig, seeds: list[int], sequential: int, out: Path) -> 
         "budget_per_seed": config.budget,
         "episode_length": steps,
         "threads": torch.get_num_threads(),
+        "compile": config.compile,
         "lockstep_s": lock_s,
         "lockstep_evals_per_s": evaluations / lock_s,
         "lockstep_policy_steps_per_s": evaluations * steps / lock_s,
@@ -86,6 +87,9 @@ def measure(config: RunConfig, seeds: list[int], sequential: int, out: Path) -> 
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
     }
+
+
+COMPILE = {"off": False, "on": True, "fused": "fused", "auto": "auto"}
 
 
 def _with(config: RunConfig, **changes) -> RunConfig:
@@ -104,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         "--sequential", type=int, default=0, help="seeds timed one by one (default: all)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--compile",
+        choices=list(COMPILE),
+        default="off",
+        help="rollouts of both ways: off (eager), on (compiled, bit-identical), fused, or auto "
+        "(qd run's default: lockstep may compile where the single seeds do not)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--json", action="store_true")
@@ -119,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         out=str(out),
         budget=args.budget,
         checkpoint_every=max(args.budget, 1),
+        compile=COMPILE[args.compile],
     )
     config = parse_overrides(config, args.set)
     try:
