@@ -184,6 +184,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         import envs
 
         envs.plugins.import_modules(args.imports)
+        args.run_folder = args.resume  # named on Ctrl-C or a failed write
         folder = resume(args.resume, budget=args.budget, progress=args.progress)
     else:
         if not args.algorithm or not args.env:
@@ -216,6 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             env = re.sub(r"[^\w.-]+", "_", args.env)  # gym:ns/Id-v0, module:callable
             base["out"] = f"runs/{args.algorithm}-{env}-{which}-{stamp}"
         config = parse_overrides(RunConfig(**base), args.set or [])
+        args.run_folder = config.out
         folder = start(config, seeds=seeds, progress=args.progress)
     print(f"run folder: {folder}")
     return 0
@@ -542,8 +544,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qd`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from qd.cli_errors import interrupted, os_error
+
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(interrupted(args), file=sys.stderr)
+        return 130
     except (
         KeyError,
         ValueError,
@@ -554,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"qd: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder
+        print(os_error(err, args), file=sys.stderr)
         return 2
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qd.cli_errors import check_positive, refuse_inside_run
 from qd.cli_inspect import cmd_inspect  # noqa: F401  (re-exported)
 from qd.report import env_of, open_archive, read_config, read_metrics
 from qd.run_folder import expand_runs
@@ -46,6 +47,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     out = args.out or _default_out(args.run, f"{args.kind}.png")
+    refuse_inside_run(out)
     read_config(run)  # a run folder (clear errors for lockstep parents and other folders)
     if args.kind in ("coverage", "reward", "novelty", "lambda"):
         metrics = read_metrics(run)
@@ -111,6 +113,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from qd.replay import choose_index, replay, write_gif
 
     run = Path(args.run)
+    check_positive(frames=args.frames if args.gif else None)
+    if args.out:
+        refuse_inside_run(args.out)
     archive, _ = open_archive(run, args.archive)
     env = env_of(run, archive, imports=args.imports)
     config = read_config(run) if run.is_dir() else {}
@@ -127,6 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         policy=_run_policy(config, env),
     )
     out = args.out or _default_out(args.run, f"replay-{index}.png")
+    refuse_inside_run(out)
     plot_paths(
         env,
         result.path[None],
@@ -145,10 +151,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.out:
+        refuse_inside_run(args.out)
     archive, path = open_archive(args.run, args.archive)
     names = [n for n, (shape, _) in archive.schema.items() if len(shape) <= 1]
     frame = archive.data([*names, "index"], return_type="pandas")
     out = args.out or _default_out(args.run, f"{archive.name}.{args.format}")
+    refuse_inside_run(out)
     if args.format == "csv":
         frame.to_csv(out, index=False)
     else:
@@ -163,6 +172,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from qd.plotting import plot_bands
 
+    out = args.out or f"compare-{args.metric}.png"
+    refuse_inside_run(out)
     groups: dict[str, list] = defaultdict(list)
     for run in expand_runs(args.runs):
         config = read_config(run)
@@ -194,7 +205,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "final_min": float(ys[:, -1].min()),
             "final_max": float(ys[:, -1].max()),
         }
-    out = args.out or f"compare-{args.metric}.png"
     plot_bands(
         bands,
         out,
@@ -209,6 +219,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_evolvability(args: argparse.Namespace) -> int:
     from qd.evolvability import evolvability
 
+    check_positive(sample=args.sample, mutants=args.mutants)
     archive, _ = open_archive(args.run, args.archive)
     env = env_of(args.run, archive, imports=args.imports)
     if args.index is not None:

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -40,7 +41,7 @@ from qd.run_config import (  # noqa: F401  (re-exported: the library's entry poi
     parse_overrides,
     parse_seeds,
 )
-from qd.run_folder import RUN_FORMAT, read_config  # noqa: F401  (re-exported)
+from qd.run_folder import RUN_FORMAT, RunFileError, read_config  # noqa: F401  (re-exported)
 
 
 class Run:
@@ -215,6 +216,7 @@ class Run:
         from qd.report import write_plots
 
         write_plots(self.folder, self.env)
+        files.mark_finished(self.folder, self.evaluations)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -239,30 +241,66 @@ class Run:
         return path
 
     def load_checkpoint(self, folder: Path) -> None:
-        """Restore algorithm, archives, tracker and counters from a checkpoint folder."""
+        """Restore algorithm, archives, tracker and counters from a checkpoint folder.
+
+        Raises:
+            RunFileError: a file of the checkpoint is damaged or does not fit this run.
+        """
         archives, tensors, meta = files.read_checkpoint(folder, self.device)
-        champions = archives.pop(CHAMPIONS, None)
-        if champions is not None and self.champions is not None:
-            self.champions.archive = champions
-        algo_state = {
-            "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("algo.")},
-            "meta": meta["algorithm"],
-        }
-        self.algorithm.load_state_dict(algo_state, archives)
-        self.tracker.load_state_tensors(
-            {k[8:]: v for k, v in tensors.items() if k.startswith("tracker.")}
-        )
+        try:
+            champions = archives.pop(CHAMPIONS, None)
+            if champions is not None and self.champions is not None:
+                self.champions.archive = champions
+            algo_state = {
+                "tensors": {k[5:]: v for k, v in tensors.items() if k.startswith("algo.")},
+                "meta": meta["algorithm"],
+            }
+            self.algorithm.load_state_dict(algo_state, archives)
+            self.tracker.load_state_tensors(
+                {k[8:]: v for k, v in tensors.items() if k.startswith("tracker.")}
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise RunFileError(f"{folder}: checkpoint does not fit this run ({err!r})") from None
         self.evaluations = int(meta["evaluations"])
         self.wall_time = float(meta["wall_time_s"])
         self.rollout_time = float(meta["rollout_time_s"])
         self.last_checkpoint = self.evaluations
 
     def prepare_resume(self) -> None:
-        """Restore the latest complete checkpoint (if any) and cut later metrics lines."""
+        """Restore the latest complete checkpoint whose files match their checksums (damaged
+        newer ones are set aside with a warning) and cut later metrics lines."""
         files.remove_partial_checkpoints(self.folder)
         found = files.checkpoints(self.folder)
-        if found:
-            self.load_checkpoint(found[-1])
+        damaged: list[tuple[Path, RunFileError]] = []
+        for path in reversed(found):
+            try:
+                files.verify_checkpoint(path)
+                break
+            except RunFileError as err:
+                damaged.append((path, err))
+        if found and len(damaged) == len(found):
+            raise RunFileError(
+                f"{damaged[0][1]}; no checkpoint of {self.folder} is readable (remove "
+                f"{self.folder / 'checkpoints'} to run it again from zero)"
+            )
+        chosen = found[len(found) - len(damaged) - 1] if len(found) > len(damaged) else None
+        lines = files.read_metrics(self.folder)
+        recorded = lines[-1]["evaluations"] if lines else 0
+        if chosen is not None and recorded < int(chosen.name):
+            raise RunFileError(
+                f"{self.folder / 'metrics.jsonl'}: ends at {recorded} evaluations but the "
+                f"checkpoint {chosen.name} is later: lines are missing, a resume would leave a gap"
+            )
+        for path, err in damaged:
+            aside = files.set_aside(path)
+            print(
+                f"qd: warning: {err}; checkpoint moved to {aside.name}, resuming from the "
+                "previous one",
+                file=sys.stderr,
+            )
+        if chosen is not None:
+            self.load_checkpoint(chosen)
+        files.unmark_finished(self.folder)
         files.truncate_metrics(self.folder, self.evaluations)
 
 
@@ -418,7 +456,7 @@ def resume(folder: str | Path, *, budget: int | None = None, progress: bool | No
         check_budget(budget)
     if files.is_lockstep(folder):
         data = files.read_config(folder, files.LOCKSTEP_FILE)
-        base = _config_from(data["config"], folder)
+        base = _config_from(data["config"], folder, files.LOCKSTEP_FILE)
         configs, fresh = [], []
         for seed in parse_seeds(data["seeds"]):
             child = files.seed_folder(folder, seed)
@@ -462,10 +500,21 @@ def _set_budget(config: RunConfig, budget: int) -> None:
     config.budget = budget
 
 
-def _config_from(data: dict, folder: Path) -> RunConfig:
+def _config_from(data: dict, folder: Path, name: str = "config.json") -> RunConfig:
+    """The validated RunConfig of a run folder's ``config.json`` (errors name the file)."""
     data = {k: v for k, v in data.items() if k not in ("run_format", "qdtorch_version")}
     data["out"] = str(folder)
-    return RunConfig(**data)
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RunFileError(f"{folder / name}: unknown key(s) {unknown}")
+    try:
+        config = RunConfig(**data)
+        config.validate()
+    except (KeyError, TypeError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise RunFileError(f"{folder / name}: {msg}") from None
+    return config
 
 
 def make_evaluator(config: RunConfig, env, policy, device: torch.device, *, searches: int = 1):

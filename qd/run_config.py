@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import envs
 from qd.algorithms import lookup
 from qd.behaviour.custom import space_setting
 from qd.evaluation import resolve_device
+from qd.integrity import non_finite
 
 RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every", "threads")
 # ``compile="auto"`` compiles from this many policy-steps (budget x episode length) on:
@@ -113,7 +115,15 @@ class RunConfig:
             raise ValueError(f"space_options must be a dict, got {self.space_options!r}")
         envs.plugins.import_modules(self.imports)
         check_budget(self.budget)
-        if self.seed < 0:
+        for prefix, options in (
+            ("", self.algorithm_config),
+            ("env", self.env_options),
+            ("space", self.space_options),
+        ):
+            bad = non_finite(options, prefix)
+            if bad:
+                raise ValueError(f"{bad} must be a finite number (not NaN or infinite)")
+        if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
@@ -204,9 +214,12 @@ def _coerce(raw: str, kind: type, key: str):
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(raw)
             return raw.lower() in ("true", "1")
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
         raise ValueError(f"bad value {raw!r} for {key} (expected {kind.__name__})") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"bad value {raw!r} for {key} (expected a finite number)")
+    return value
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -21,6 +21,17 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qd.integrity import (
+    MANIFEST,
+    RunFileError,
+    check_config,
+    check_lockstep,
+    parse_metrics,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
+
 if TYPE_CHECKING:  # torch is imported only where tensors are read or written
     import torch
 
@@ -79,14 +90,19 @@ def read_config(folder: str | Path, name: str = "config.json") -> dict:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is corrupted: {err}") from None
+        raise RunFileError(f"{path}: corrupted ({err})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is corrupted: expected a JSON object")
+        raise RunFileError(f"{path}: corrupted (expected a JSON object)")
     if data.get("run_format") != RUN_FORMAT:
-        raise ValueError(
-            f"{folder} was written by qdtorch {data.get('qdtorch_version', '?')} with run format "
-            f"{data.get('run_format')}; this qdtorch ({__version__}) reads run format {RUN_FORMAT}"
+        raise RunFileError(
+            f"{path}: written by qdtorch {data.get('qdtorch_version', '?')} with run format "
+            f"{data.get('run_format')!r}; this qdtorch ({__version__}) reads run format "
+            f"{RUN_FORMAT}"
         )
+    if name == LOCKSTEP_FILE:
+        check_lockstep(path, data)
+    else:
+        check_config(path, data)
     return data
 
 
@@ -129,22 +145,26 @@ def expand_runs(folders: list[str | Path]) -> list[Path]:
 
 # -- metrics -----------------------------------------------------------------------------------
 def read_metrics(folder: str | Path) -> list[dict]:
-    """All complete lines of ``metrics.jsonl``."""
+    """All complete lines of ``metrics.jsonl`` (a line cut by a kill at the end is left out).
+
+    Raises:
+        RunFileError: a line before the last one is unreadable, or a line is not a metrics
+            object (the message names the file and line).
+    """
     path = Path(folder) / "metrics.jsonl"
-    lines = []
-    if path.exists():
-        for raw in path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break
-    return lines
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path}: corrupted (not UTF-8 text)") from None
+    return parse_metrics(path, text)
 
 
 def evaluations_done(folder: str | Path) -> int:
     """Evaluations a run has recorded: its last metrics line or latest checkpoint, the larger."""
     lines = read_metrics(folder)
-    recorded = lines[-1].get("evaluations", 0) if lines and isinstance(lines[-1], dict) else 0
+    recorded = lines[-1]["evaluations"] if lines else 0
     found = checkpoints(Path(folder))
     return max(int(recorded), int(found[-1].name) if found else 0)
 
@@ -152,17 +172,8 @@ def evaluations_done(folder: str | Path) -> int:
 def truncate_metrics(folder: Path, evaluations: int) -> None:
     """Keep the metrics lines up to ``evaluations`` (later ones will be written again)."""
     path = Path(folder) / "metrics.jsonl"
-    kept = []
-    if path.exists():
-        for raw in path.read_text().splitlines():
-            try:
-                line = json.loads(raw)
-            except json.JSONDecodeError:
-                break  # a line cut by the kill
-            if line.get("evaluations", 0) > evaluations:
-                break
-            kept.append(raw)
-    atomic_write_text(path, "".join(r + "\n" for r in kept))
+    kept = [line for line in read_metrics(folder) if line["evaluations"] <= evaluations]
+    atomic_write_text(path, "".join(json.dumps(line) + "\n" for line in kept))
 
 
 def without_timing(line: dict) -> dict:
@@ -197,9 +208,9 @@ def write_checkpoint(
     *,
     keep: int,
 ) -> Path:
-    """Write a checkpoint folder atomically (temporary name, then rename); keep the last
-    ``keep``."""
-    from safetensors.torch import save_file
+    """Write a checkpoint folder atomically (temporary name, then rename), with a manifest of
+    its files' sha256 sums; keep the last ``keep``."""
+    from qd.archive.files import save_tensors
 
     root = Path(folder) / "checkpoints"
     final = root / f"{evaluations:012d}"
@@ -210,7 +221,9 @@ def write_checkpoint(
     for name, archive in archives.items():
         archive.save(tmp / f"archive-{name}.safetensors")
     meta = {**meta, "evaluations": evaluations, "archives": sorted(archives)}
-    save_file(tensors, str(tmp / "state.safetensors"), metadata={"meta": json.dumps(meta)})
+    save_tensors(tensors, tmp / "state.safetensors", {"meta": json.dumps(meta)})
+    names = ["state.safetensors", *(f"archive-{n}.safetensors" for n in archives)]
+    write_manifest(tmp, names, evaluations=evaluations)
     fsync_dir(tmp)
     os.replace(tmp, final)
     fsync_dir(root)
@@ -219,38 +232,99 @@ def write_checkpoint(
     return final
 
 
+def verify_checkpoint(path: Path) -> None:
+    """Raise :class:`RunFileError` (naming the file) unless every file of the checkpoint
+    ``path`` matches its manifest."""
+    data = verify_manifest(path)
+    if "state.safetensors" not in data["files"] or data.get("evaluations") != int(path.name):
+        raise RunFileError(f"{path / MANIFEST}: corrupted (not this checkpoint's manifest)")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint folder to ``damaged-NAME`` (kept, no longer read)."""
+    aside = path.with_name(f"damaged-{path.name}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"damaged-{path.name}-{n}")
+    os.replace(path, aside)
+    return aside
+
+
 def read_checkpoint(
     path: Path, device: torch.device
 ) -> tuple[dict[str, Archive], dict[str, torch.Tensor], dict]:
-    """Archives, tensors and meta of a checkpoint folder."""
+    """Archives, tensors and meta of a checkpoint folder (checksums verified first).
+
+    Raises:
+        RunFileError: a file is missing, damaged or foreign (the message names it).
+    """
     from safetensors import safe_open
 
     from qd.archive import Archive
 
-    with safe_open(str(path / "state.safetensors"), framework="pt") as handle:
-        meta = json.loads(handle.metadata()["meta"])
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    verify_checkpoint(path)
+    state = path / "state.safetensors"
+    try:
+        with safe_open(str(state), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["meta"])
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        names = meta["archives"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TypeError("'archives' is not a list of names")
+        int(meta["evaluations"]), float(meta["wall_time_s"]), float(meta["rollout_time_s"])
+    except Exception as err:  # safetensors' own errors, JSON, missing keys, wrong types
+        raise RunFileError(f"{state}: not a readable checkpoint state ({err!r})") from None
     archives = {
-        name: Archive.load(path / f"archive-{name}.safetensors", device=device)
-        for name in meta["archives"]
+        name: Archive.load(path / f"archive-{name}.safetensors", device=device) for name in names
     }
     return archives, tensors, meta
 
 
 # -- archives ----------------------------------------------------------------------------------
+FINAL_MANIFEST = "archive/" + MANIFEST
+
+
 def write_archives(folder: Path, archives: dict[str, Archive]) -> None:
-    """Final archives of a run (``archive/NAME.safetensors``)."""
+    """Final archives of a run (``archive/NAME.safetensors``); the manifest written last marks
+    the run finished (:func:`finished_at`)."""
+    root = Path(folder) / "archive"
+    (root / MANIFEST).unlink(missing_ok=True)
     for name, archive in archives.items():
-        archive.save(Path(folder) / "archive" / f"{name}.safetensors")
+        archive.save(root / f"{name}.safetensors")
+
+
+def mark_finished(folder: Path, evaluations: int) -> None:
+    """Write ``archive/manifest.json`` (sha256 of the final archives): the run is finished."""
+    root = Path(folder) / "archive"
+    names = sorted(p.name for p in root.glob("*.safetensors"))
+    write_manifest(root, names, evaluations=evaluations)
+    fsync_dir(root)
+
+
+def unmark_finished(folder: Path) -> None:
+    """Remove the finished marker (a resume is about to continue the run)."""
+    (Path(folder) / FINAL_MANIFEST).unlink(missing_ok=True)
+
+
+def finished_at(folder: str | Path) -> int | None:
+    """Evaluations at which the run wrote its final archives, or None if it did not finish
+    writing them (no readable ``archive/manifest.json``)."""
+    try:
+        evaluations = read_manifest(Path(folder) / "archive").get("evaluations")
+    except RunFileError:
+        return None
+    return evaluations if isinstance(evaluations, int) else None
 
 
 def archive_files(folder: str | Path) -> dict[str, Path]:
-    """Final archives of a run, or those of its latest checkpoint if it did not finish."""
+    """Final archives of a finished run, else those of its latest checkpoint (else whatever
+    final archives there are, for folders without checkpoints)."""
     folder = Path(folder)
     final = sorted((folder / "archive").glob("*.safetensors"))
-    if final:
-        return {p.name.removesuffix(".safetensors"): p for p in final}
     found = checkpoints(folder)
+    if final and (finished_at(folder) is not None or not found):
+        return {p.name.removesuffix(".safetensors"): p for p in final}
     if not found:
         return {}
     files = sorted(found[-1].glob("archive-*.safetensors"))

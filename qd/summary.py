@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 from qd.archive.peek import archive_rows, per_area_arrays, read_arrays
-from qd.run_folder import archive_files, read_config, read_metrics
+from qd.run_folder import archive_files, finished_at, read_config, read_metrics
 
 CHAMPIONS = "champions"  # qd.champions.NAME (that module imports torch)
 
@@ -39,7 +39,7 @@ def summary(folder: str | Path) -> dict:
         "seed": config["seed"],
         "budget": config["budget"],
         "evaluations": last.get("evaluations", 0),
-        "finished": (folder / "archive").is_dir() and last.get("evaluations") == config["budget"],
+        "finished": finished_at(folder) == config["budget"] == last.get("evaluations"),
         "archives": archives,
         "coverage": last.get("coverage", 0.0),
         "coverage_archive": last.get("coverage_archive", 0.0),

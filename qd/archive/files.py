@@ -13,6 +13,7 @@ from qd.archive.peek import (  # noqa: F401  (re-exported)
     FORMAT,
     FORMAT_VERSION,
     ArchiveFileError,
+    check_fields,
     check_header,
     digest,
 )
@@ -56,19 +57,33 @@ def read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     header = check_header(path, metadata)
     if header.get("sha256") != checksum(tensors):
         raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
+    found = {k: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for k, t in tensors.items()}
+    check_fields(path, header, found)
     return header, tensors
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict) -> None:
+    """``safetensors.torch.save_file``, with its I/O errors (disk full, read-only folder)
+    raised as ``OSError`` naming ``path``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as err:
+        if "I/O error" not in str(err):
+            raise
+        raise OSError(f"cannot write {path}: {err}") from None
 
 
 def write_file(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> Path:
     """Write ``tensors`` with ``header`` (plus format, version and checksum) to ``path``
     atomically: a temporary file, fsync, then a rename."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "version": FORMAT_VERSION, **header, "sha256": checksum(tensors)}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"qdtorch": json.dumps(header)})
+    save_tensors(tensors, tmp, {"qdtorch": json.dumps(header)})
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

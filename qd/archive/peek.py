@@ -41,6 +41,59 @@ def check_header(path: Path, metadata: dict) -> dict:
     return header
 
 
+BASE_FIELDS = {  # built-in fields: row shape's rank and dtype
+    "solution": (1, "float32"),
+    "objective": (0, "float32"),
+    "measures": (1, "float32"),
+    "ground_truth": (1, "float32"),
+    "reward_area": (0, "int64"),
+}
+DTYPE_NAMES = ("float32", "float64", "int64", "int32", "uint8", "bool")
+GENERATOR = "__generator__"
+
+
+def check_fields(path: Path, header: dict, found: dict[str, tuple[tuple[int, ...], str]]) -> int:
+    """The number of rows of an archive file after checking its header's schema and settings
+    against the stored tensors ``found`` (name -> shape, dtype name)."""
+    size = _size(path, header)
+    schema = header.get("schema")
+    if not isinstance(schema, dict):
+        raise ArchiveFileError(f"{path}: corrupted archive header (no field schema)")
+    for name, (rank, dtype) in BASE_FIELDS.items():
+        spec = schema.get(name)
+        if not isinstance(spec, dict) or len(spec.get("shape") or []) != rank:
+            raise ArchiveFileError(f"{path}: corrupted archive header (field {name!r}: {spec!r})")
+        if spec.get("dtype") != dtype:
+            raise ArchiveFileError(f"{path}: field {name!r} must be {dtype}, got {spec['dtype']!r}")
+    for name, spec in schema.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+            or spec.get("dtype") not in DTYPE_NAMES
+        ):
+            raise ArchiveFileError(f"{path}: corrupted archive header (field {name!r}: {spec!r})")
+        if name not in found:
+            raise ArchiveFileError(f"{path}: field {name!r} is missing")
+        want = ((size, *shape), spec["dtype"])
+        if tuple(found[name][0]) != want[0] or found[name][1] != want[1]:
+            raise ArchiveFileError(
+                f"{path}: field {name!r} holds {list(found[name][0])} {found[name][1]}, "
+                f"the header says {list(want[0])} {want[1]}"
+            )
+    unexpected = sorted(set(found) - set(schema) - {GENERATOR})
+    if unexpected:
+        raise ArchiveFileError(f"{path}: fields {unexpected} are not in the header's schema")
+    generator = found.get(GENERATOR)
+    if generator is None or len(generator[0]) != 1 or generator[1] != "uint8":
+        raise ArchiveFileError(f"{path}: no valid generator state")
+    if not isinstance(header.get("settings"), dict):
+        raise ArchiveFileError(f"{path}: corrupted archive header (no settings)")
+    if not isinstance(header.get("env_spec") or {}, dict):
+        raise ArchiveFileError(f"{path}: corrupted archive header (env_spec is not an object)")
+    return size
+
+
 def digest(named_bytes: dict[str, bytes]) -> str:
     """The archive checksum: sha256 over each field's name and raw bytes, by name."""
     sha = hashlib.sha256()
@@ -70,6 +123,7 @@ def read_arrays(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         {k: np.ascontiguousarray(v).tobytes() for k, v in arrays.items()}
     ):
         raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")
+    check_fields(path, header, {k: (v.shape, str(v.dtype)) for k, v in arrays.items()})
     return header, arrays
 
 
@@ -81,7 +135,7 @@ def archive_rows(path: str | Path) -> int:
 
 def _size(path, header: dict) -> int:
     size = header.get("size")
-    if not isinstance(size, int) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ArchiveFileError(f"{path}: corrupted archive header (size {size!r})")
     return size
 

@@ -459,7 +459,7 @@ class Archive(ArchiveReading, ArchiveBase):
                 (the message names the file and the problem).
         """
         path = Path(path)
-        header, tensors = read_file(path)
+        header, tensors = read_file(path)  # schema and shapes checked against the tensors
         schema = header["schema"]
         extras = {
             f: (tuple(s["shape"]), DTYPES[s["dtype"]])
@@ -467,27 +467,27 @@ class Archive(ArchiveReading, ArchiveBase):
             if f not in _BASE_FIELDS
         }
         settings = header["settings"]
-        archive = cls(
-            solution_dim=schema["solution"]["shape"][0],
-            measure_dim=schema["measures"]["shape"][0],
-            ground_truth_dim=schema["ground_truth"]["shape"][0],
-            extra_fields=extras,
-            k_neighbors=settings["k_neighbors"],
-            insertion=InsertionRule(**settings["insertion"]),
-            device=device,
-            env_spec=header.get("env_spec") or {},
-            qd_score_offset=settings["qd_score_offset"],
-            novelty_backend=settings.get("novelty_backend", "auto"),
-            initial_capacity=max(1, header["size"]),
-            name=header.get("name", "archive"),
-        )
-        archive._generator.set_state(tensors.pop("__generator__"))
+        try:
+            archive = cls(
+                solution_dim=schema["solution"]["shape"][0],
+                measure_dim=schema["measures"]["shape"][0],
+                ground_truth_dim=schema["ground_truth"]["shape"][0],
+                extra_fields=extras,
+                k_neighbors=settings["k_neighbors"],
+                insertion=InsertionRule(**settings["insertion"]),
+                device=device,
+                env_spec=header.get("env_spec") or {},
+                qd_score_offset=settings["qd_score_offset"],
+                novelty_backend=settings.get("novelty_backend", "auto"),
+                initial_capacity=max(1, header["size"]),
+                name=str(header.get("name", "archive")),
+            )
+            archive._generator.set_state(tensors.pop("__generator__"))
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ArchiveFileError(f"{path}: corrupted archive header ({err!r})") from None
         size = header["size"]
-        for name, (shape, dtype) in archive._schema.items():
-            t = tensors.get(name)
-            if t is None or tuple(t.shape) != (size, *shape) or t.dtype != dtype:
-                raise ArchiveFileError(f"{path}: field {name!r} is missing or has a wrong shape")
-            archive._store[name][:size] = t.to(archive.device)
+        for name in archive._schema:
+            archive._store[name][:size] = tensors[name].to(archive.device)
         archive._size = size
         archive._kdtree = None
         return archive
