@@ -167,13 +167,13 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
-def write_manifest(folder: Path, names: list[str], **extra) -> Path:
-    """Write ``folder/manifest.json``: the sha256 of each file ``names`` plus ``extra``
-    (a temporary file, fsync, then a rename)."""
+def write_manifest(folder: Path, names: list[str], *, name: str = MANIFEST, **extra) -> Path:
+    """Write the manifest ``folder/name``: the sha256 of each file ``names`` (relative to
+    ``folder``) plus ``extra`` (a temporary file, fsync, then a rename)."""
     folder = Path(folder)
     data = {**extra, "files": {n: file_sha256(folder / n) for n in sorted(names)}}
-    path = folder / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
+    path = folder / name
+    tmp = path.with_name(name + ".tmp")
     with open(tmp, "w") as handle:
         handle.write(json.dumps(data, indent=2))
         handle.flush()
@@ -182,9 +182,9 @@ def write_manifest(folder: Path, names: list[str], **extra) -> Path:
     return path
 
 
-def read_manifest(folder: Path) -> dict:
-    """The manifest of ``folder``, with clear errors for a missing or damaged one."""
-    path = Path(folder) / MANIFEST
+def read_manifest(folder: Path, name: str = MANIFEST) -> dict:
+    """The manifest ``folder/name``, with clear errors for a missing or damaged one."""
+    path = Path(folder) / name
     if not path.is_file():
         raise RunFileError(f"{path}: missing (the folder is incomplete)")
     try:
@@ -197,14 +197,14 @@ def read_manifest(folder: Path) -> dict:
     return data
 
 
-def verify_manifest(folder: Path) -> dict:
-    """The manifest of ``folder`` after checking every file it lists against its sha256."""
+def verify_manifest(folder: Path, name: str = MANIFEST) -> dict:
+    """The manifest ``folder/name`` after checking every file it lists against its sha256."""
     folder = Path(folder)
-    data = read_manifest(folder)
-    for name, expected in data["files"].items():
-        path = folder / name
-        if "/" in name or name.startswith("."):
-            raise RunFileError(f"{folder / MANIFEST}: corrupted (file name {name!r})")
+    data = read_manifest(folder, name)
+    for listed, expected in data["files"].items():
+        path = folder / listed
+        if Path(listed).is_absolute() or ".." in Path(listed).parts:
+            raise RunFileError(f"{folder / name}: corrupted (file name {listed!r})")
         if not path.is_file():
             raise RunFileError(f"{path}: missing")
         if file_sha256(path) != expected:

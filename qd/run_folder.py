@@ -5,8 +5,10 @@ A run folder holds::
     config.json       everything needed to rerun (and the run format version)
     metrics.jsonl     one JSON object per generation
     checkpoints/      the latest checkpoints, one folder each, named by evaluations; written to
-                      a temporary name and renamed when complete
+                      a temporary name and renamed when complete; manifest.json holds the
+                      sha256 of each file (a damaged one is renamed damaged-N on resume)
     archive/          final archives (safetensors + JSON header)
+    finished.json     written last, when the run is finished: sha256 of the final archives
     plots/            coverage curve, final archive on the environment's picture
 
 A lockstep folder (``qd run ... --seeds 0 1 2``) holds ``lockstep.json`` and one run folder
@@ -282,36 +284,34 @@ def read_checkpoint(
 
 
 # -- archives ----------------------------------------------------------------------------------
-FINAL_MANIFEST = "archive/" + MANIFEST
+FINISHED = "finished.json"
 
 
 def write_archives(folder: Path, archives: dict[str, Archive]) -> None:
-    """Final archives of a run (``archive/NAME.safetensors``); the manifest written last marks
-    the run finished (:func:`finished_at`)."""
-    root = Path(folder) / "archive"
-    (root / MANIFEST).unlink(missing_ok=True)
+    """Final archives of a run (``archive/NAME.safetensors``)."""
+    unmark_finished(folder)
     for name, archive in archives.items():
-        archive.save(root / f"{name}.safetensors")
+        archive.save(Path(folder) / "archive" / f"{name}.safetensors")
 
 
 def mark_finished(folder: Path, evaluations: int) -> None:
-    """Write ``archive/manifest.json`` (sha256 of the final archives): the run is finished."""
-    root = Path(folder) / "archive"
-    names = sorted(p.name for p in root.glob("*.safetensors"))
-    write_manifest(root, names, evaluations=evaluations)
-    fsync_dir(root)
+    """Write ``finished.json`` (the sha256 of the final archives), last: the run is finished."""
+    folder = Path(folder)
+    names = sorted(f"archive/{p.name}" for p in (folder / "archive").glob("*.safetensors"))
+    write_manifest(folder, names, name=FINISHED, evaluations=evaluations)
+    fsync_dir(folder)
 
 
 def unmark_finished(folder: Path) -> None:
-    """Remove the finished marker (a resume is about to continue the run)."""
-    (Path(folder) / FINAL_MANIFEST).unlink(missing_ok=True)
+    """Remove the finished marker (the final archives are about to change)."""
+    (Path(folder) / FINISHED).unlink(missing_ok=True)
 
 
 def finished_at(folder: str | Path) -> int | None:
-    """Evaluations at which the run wrote its final archives, or None if it did not finish
-    writing them (no readable ``archive/manifest.json``)."""
+    """Evaluations at which the run finished writing its final archives, or None if it did not
+    (no readable ``finished.json``)."""
     try:
-        evaluations = read_manifest(Path(folder) / "archive").get("evaluations")
+        evaluations = read_manifest(Path(folder), FINISHED).get("evaluations")
     except RunFileError:
         return None
     return evaluations if isinstance(evaluations, int) else None

@@ -54,7 +54,7 @@ def test_export_csv_and_parquet(run, tmp_path):
     csv = tmp_path / "a.csv"
     assert main(["export", str(run), "--format", "csv", "--out", str(csv)]) == 0
     frame = pd.read_csv(csv)
-    assert len(frame) == 25 and {"objective", "ground_truth_0", "solution_62"} <= set(frame)
+    assert len(frame) == 20 and {"objective", "ground_truth_0", "solution_62"} <= set(frame)
     parquet = tmp_path / "a.parquet"
     assert (
         main(

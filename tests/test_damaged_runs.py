@@ -162,7 +162,7 @@ CASES = [
     *(("metrics.jsonl", k, f) for k, f in METRICS.items()),
     *(("archive/novelty.safetensors", k, f) for k, f in ARCHIVE.items()),
     *(("archive/champions.safetensors", k, f) for k, f in ARCHIVE.items() if k in BYTES),
-    *(("archive/manifest.json", k, f) for k, f in MANIFEST.items()),
+    *(("finished.json", k, f) for k, f in MANIFEST.items()),
     *((f"{LATEST}/state.safetensors", k, f) for k, f in ARCHIVE.items() if k in BYTES),
     *((f"{LATEST}/state.safetensors", k, f) for k, f in ARCHIVE.items() if k == "pickle"),
     *((f"{LATEST}/archive-novelty.safetensors", k, f) for k, f in ARCHIVE.items()),
