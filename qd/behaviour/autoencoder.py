@@ -34,12 +34,13 @@ Multi-frame descriptors (``[N, F, 64, 64, 3]``) treat every frame as one image: 
 all frames, the descriptor is the per-frame latents concatenated in frame order (``[N, F *
 latent]``) and the surprise is the sum of the per-frame errors.
 
-Cost (one CPU thread of a shared 2-core machine, torch 2.13 CPU, float32, 10-d latent, timings
-vary by about 30% with the machine's load): one epoch on 10,000 frames (8,000 training images
-in batches of 128, then a validation pass over 2,000) takes about 20 s, so a full 100-epoch
-training takes about 35 minutes there; :func:`describe` (encode and decode) takes 11-14 s for
-10,000 frames in its default 128-image CPU chunks and 18 s in 1024-image chunks (large batches
-fall out of cache on CPU, hence the smaller CPU default).
+Speed (CPU): by default training and encoding run in the channels-last memory layout
+(``AETrainingConfig.channels_last`` / ``describe(channels_last=...)``; oneDNN's NHWC kernels),
+float32, with the same arithmetic up to the order of float sums (not bit-identical to the
+NCHW layout, which stays available as ``channels_last=False``). ``precision="bfloat16"``
+trains under bfloat16 autocast (validation, encoding and surprise stay float32): faster on CPUs
+with AVX-512 BF16 or AMX, a different rounding, off by default. ``qd bench ae`` measures both
+against the NCHW float32 path in one process; measurements are in docs/algorithms/taxons.md.
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ from torch import nn
 __all__ = [
     "FEATURES",
     "IMAGE_SHAPE",
+    "PRECISIONS",
     "AETrainingConfig",
     "ConvAE",
     "TrainingReport",
     "describe",
+    "set_layout",
     "to_input",
     "train_autoencoder",
     "training_points",
@@ -84,7 +87,16 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
 
 
-def to_input(images: torch.Tensor, *, device: torch.device | str | None = None) -> torch.Tensor:
+PRECISIONS = ("float32", "bfloat16")
+"""Training precisions of :class:`AETrainingConfig` (bfloat16: autocast of the training steps)."""
+
+
+def to_input(
+    images: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Convert images to the AE's input: float32 ``[B, 3, 64, 64]`` in ``[0, 1]``.
 
     Args:
@@ -92,6 +104,8 @@ def to_input(images: torch.Tensor, *, device: torch.device | str | None = None) 
             images already in ``[0, 1]`` (returned as float32).
         device: where the result goes (default: where ``images`` are). uint8 frames are moved
             before conversion, which transfers 4x fewer bytes.
+        channels_last: return the channels-last layout (same values; for uint8 frames, which
+            are stored channels-last, one copy instead of a transpose and a copy).
 
     Raises:
         ValueError: on a wrong shape. TypeError: on a dtype that is neither uint8 nor float.
@@ -103,6 +117,9 @@ def to_input(images: torch.Tensor, *, device: torch.device | str | None = None) 
                 f"expected uint8 frames of shape [B, 64, 64, 3], got {tuple(images.shape)}"
             )
         images = images.to(device) if device is not None else images
+        if channels_last:  # the permuted view already has channels-last strides
+            nchw = images.permute(0, 3, 1, 2)
+            return nchw.to(torch.float32, memory_format=torch.channels_last).div_(255.0)
         return images.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
     if images.is_floating_point():
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
@@ -110,11 +127,27 @@ def to_input(images: torch.Tensor, *, device: torch.device | str | None = None) 
                 f"expected float images of shape [B, 3, 64, 64] in [0, 1] (or uint8 frames "
                 f"[B, 64, 64, 3]), got {tuple(images.shape)}"
             )
-        return images.to(device=device, dtype=torch.float32)
+        images = images.to(device=device, dtype=torch.float32)
+        return images.contiguous(memory_format=_layout(channels_last))
     raise TypeError(
         f"expected uint8 frames [B, 64, 64, 3] or float images [B, 3, 64, 64], "
         f"got dtype {images.dtype}"
     )
+
+
+def _layout(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def set_layout(model: nn.Module, channels_last: bool) -> None:
+    """Put ``model``'s 4-d weights in the channels-last (or the standard NCHW) layout, in place.
+
+    The parameters stay the same objects (an optimizer over them stays valid); only their
+    strides change.
+    """
+    fmt = _layout(channels_last)
+    if any(p.ndim == 4 and not p.is_contiguous(memory_format=fmt) for p in model.parameters()):
+        model.to(memory_format=fmt)
 
 
 class ConvAE(nn.Module):
@@ -197,6 +230,12 @@ class AETrainingConfig:
             results); None: 128 on CPU (larger chunks run slower there), 1024 elsewhere.
         restore_best: load the weights of the best validation epoch at the end (the authors
             keep the last epoch's weights).
+        channels_last: train and validate in the channels-last layout (faster on CPU; float32
+            sums in another order, so not bit-identical to ``False``, the NCHW layout).
+        precision: ``float32``, or ``bfloat16`` (autocast of the training steps' forward pass;
+            validation stays float32; faster only on CPUs with AVX-512 BF16 or AMX, and on
+            GPUs; changes the rounding, hence the learned weights, within the measured
+            seed-to-seed spread of the loss curves, see docs/algorithms/taxons.md).
     """
 
     lr: float = 1e-3
@@ -207,6 +246,8 @@ class AETrainingConfig:
     seed: int | None = None
     eval_batch_size: int | None = None
     restore_best: bool = False
+    channels_last: bool = True
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -218,6 +259,8 @@ class AETrainingConfig:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -274,7 +317,11 @@ def _chunk_size(batch: int | None, device: torch.device) -> int:
 
 
 def _mean_error(
-    model: nn.Module, images: torch.Tensor, index: torch.Tensor, batch: int | None
+    model: nn.Module,
+    images: torch.Tensor,
+    index: torch.Tensor,
+    batch: int | None,
+    channels_last: bool,
 ) -> float:
     """Mean per-image reconstruction MSE of ``images[index]`` (inference, in chunks)."""
     device = _model_device(model)
@@ -282,7 +329,9 @@ def _mean_error(
     total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.inference_mode():
         for start in range(0, index.numel(), batch):
-            x = to_input(images[index[start : start + batch]], device=device)
+            x = to_input(
+                images[index[start : start + batch]], device=device, channels_last=channels_last
+            )
             total += F.mse_loss(model(x), x, reduction="sum").double()
     return total.item() / (index.numel() * x[0].numel())
 
@@ -342,7 +391,10 @@ def train_autoencoder(
 
     report = TrainingReport(epochs=0, n_train=n_train, n_val=n_val)
     model.eval()
-    report.initial_val_loss = _mean_error(model, images, val_index, config.eval_batch_size)
+    set_layout(model, config.channels_last)
+    layout = config.channels_last
+    report.initial_val_loss = _mean_error(model, images, val_index, config.eval_batch_size, layout)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     best, rises, best_state = math.inf, 0, None
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -350,15 +402,20 @@ def train_autoencoder(
         total = torch.zeros((), dtype=torch.float64, device=device)
         for start in range(0, n_train, config.batch_size):
             batch = order[start : start + config.batch_size]
-            x = to_input(images[batch])
-            loss = F.mse_loss(model(x), x)
+            x = to_input(images[batch], channels_last=layout)
+            if config.precision == "bfloat16":
+                with autocast:
+                    out = model(x)
+                loss = F.mse_loss(out.float(), x)
+            else:
+                loss = F.mse_loss(model(x), x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach().double() * batch.numel()
         model.eval()
         train_loss = total.item() / n_train
-        val_loss = _mean_error(model, images, val_index, config.eval_batch_size)
+        val_loss = _mean_error(model, images, val_index, config.eval_batch_size, layout)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise FloatingPointError(
                 f"autoencoder loss is not finite at epoch {epoch} (train {train_loss}, "
@@ -385,7 +442,11 @@ def train_autoencoder(
 
 
 def describe(
-    model: ConvAE, frames: torch.Tensor | np.ndarray, *, batch: int | None = None
+    model: ConvAE,
+    frames: torch.Tensor | np.ndarray,
+    *,
+    batch: int | None = None,
+    channels_last: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Behaviour descriptors and surprise of stored frames.
 
@@ -394,6 +455,8 @@ def describe(
         frames: uint8 ``[N, 64, 64, 3]``, or ``[N, F, 64, 64, 3]`` for F frames per episode.
         batch: images encoded at once (memory and speed only; results agree to float
             rounding); None: 128 on CPU, where larger chunks run slower, 1024 elsewhere.
+        channels_last: encode in the channels-last layout (sets the model's layout); False:
+            NCHW (results agree to float rounding).
 
     Returns:
         ``(latents, surprise)`` on the frames' device: float32 ``[N, latent]`` and ``[N]``
@@ -409,10 +472,13 @@ def describe(
     latents, errors = [], []
     was_training = model.training
     model.eval()
+    set_layout(model, channels_last)
     try:
         with torch.inference_mode():
             for start in range(0, images.shape[0], batch):
-                x = to_input(images[start : start + batch], device=device)
+                x = to_input(
+                    images[start : start + batch], device=device, channels_last=channels_last
+                )
                 z = model.encode(x)
                 err = (model.decode(z) - x).square_().mean(dim=(1, 2, 3))
                 latents.append(z.to(frames.device))
