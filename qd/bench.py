@@ -249,3 +249,121 @@ def ray_scaling(
     for row in rows:
         row.update(env=env_name, batch=batch, steps=env.spec.episode_length)
     return rows
+
+
+AE_MODES = ("reference", "channels_last", "bfloat16")
+
+
+def _rendered_frames(env_name: str, count: int, *, steps: int | None, seed: int) -> torch.Tensor:
+    """Final frames ``[count, 64, 64, 3]`` (uint8) of random SERENE policies in ``env_name``."""
+    options = {} if steps is None else {"episode_length": int(steps)}
+    env = envs.make(env_name, **options)
+    policy = SereneMLP(serene_sizes(env.spec.obs_size, env.spec.action_size, env=env.spec.name))
+    gen = torch.Generator().manual_seed(seed)
+    genomes = torch.randn(count, policy.genome_size, generator=gen).clamp(-5, 5)
+    evaluator = LocalEvaluator(env, policy, max_batch=min(count, 1000), seed=seed)
+    return evaluator.evaluate(genomes, frames=1).frames[:, -1].cpu()
+
+
+def ae_throughput(
+    *,
+    env_name: str = "hardmaze",
+    images: int = 1000,
+    epochs: int = 2,
+    encode: int = 2000,
+    modes: tuple[str, ...] = ("reference", "channels_last"),
+    repeats: int = 2,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[dict]:
+    """Time one TAXONS autoencoder training round and the re-encoding of stored frames, per
+    AE path, with ratios against the reference path measured in the same process.
+
+    Paths: ``reference`` (NCHW float32: ``AETrainingConfig(channels_last=False)``),
+    ``channels_last`` (the default: float32 in the channels-last layout) and ``bfloat16``
+    (channels-last, training steps under bfloat16 autocast). Every path trains a fresh
+    ``ConvAE(seed=seed)`` for ``epochs`` epochs (no early stop) on the same ``images`` final
+    frames of random policies in ``env_name`` (80/20 split, batch 128), then describes
+    ``encode`` frames (the frames repeated as needed). After one untimed warm-up epoch per path
+    (on at most 256 frames), the paths alternate ``repeats`` times; each reports its fastest
+    round. ``max_val_loss_diff`` and ``max_latent_diff`` compare the
+    validation-loss curve and the latents with the reference path's.
+    """
+    from qd.behaviour.autoencoder import AETrainingConfig, ConvAE, describe, train_autoencoder
+
+    unknown = set(modes) - set(AE_MODES)
+    if unknown or "reference" not in modes:
+        raise ValueError(f"modes must include 'reference' and be among {AE_MODES}, got {modes}")
+    if min(images, epochs, encode, repeats) < 1 or images < 2:
+        raise ValueError(
+            f"need images >= 2 and epochs, encode, repeats >= 1, got images={images}, "
+            f"epochs={epochs}, encode={encode}, repeats={repeats}"
+        )
+    dev = resolve_device(device)
+    frames = _rendered_frames(env_name, images, steps=steps, seed=seed)
+    stored = frames.repeat(-(-encode // images), 1, 1, 1)[:encode].to(dev)
+    for mode in modes:  # warm-up: oneDNN kernels, first-call allocations
+        config = AETrainingConfig(
+            max_epochs=1,
+            seed=seed,
+            channels_last=mode != "reference",
+            precision="bfloat16" if mode == "bfloat16" else "float32",
+        )
+        train_autoencoder(ConvAE(seed=seed).to(dev), frames[:256], config, device=dev)
+    train_s = {m: [] for m in modes}
+    encode_s = {m: [] for m in modes}
+    results: dict[str, tuple] = {}
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(repeats):
+        for mode in modes:
+            model = ConvAE(seed=seed).to(dev)
+            config = AETrainingConfig(
+                max_epochs=epochs,
+                patience=None,
+                seed=seed,
+                channels_last=mode != "reference",
+                precision="bfloat16" if mode == "bfloat16" else "float32",
+            )
+            sync()
+            report = train_autoencoder(model, frames, config, device=dev)
+            sync()
+            train_s[mode].append(report.seconds)
+            start = time.perf_counter()
+            latents, surprise = describe(model, stored, channels_last=mode != "reference")
+            sync()
+            encode_s[mode].append(time.perf_counter() - start)
+            results[mode] = (report, latents.cpu())
+    ref_report, ref_latents = results["reference"]
+    rows = []
+    for mode in modes:
+        report, latents = results[mode]
+        train, enc = min(train_s[mode]), min(encode_s[mode])
+        curve_diff = [
+            abs(a - b) for a, b in zip(report.val_losses, ref_report.val_losses, strict=True)
+        ]
+        rows.append(
+            {
+                "mode": mode,
+                "env": env_name,
+                "device": str(dev),
+                "threads": torch.get_num_threads(),
+                "images": images,
+                "epochs": epochs,
+                "train_s": train,
+                "ms_per_image_epoch": train / (images * epochs) * 1e3,
+                "train_ratio_vs_reference": min(train_s["reference"]) / train,
+                "encode_images": encode,
+                "encode_s": enc,
+                "encode_ms_per_image": enc / encode * 1e3,
+                "encode_ratio_vs_reference": min(encode_s["reference"]) / enc,
+                "final_val_loss": report.val_losses[-1],
+                "max_val_loss_diff": max(curve_diff),
+                "max_latent_diff": float((latents - ref_latents).abs().max()),
+            }
+        )
+    return rows

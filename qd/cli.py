@@ -269,6 +269,38 @@ def _cmd_bench_novelty(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_ae(args: argparse.Namespace) -> int:
+    import torch
+
+    from qd.bench import ae_throughput
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    modes = ("reference", "channels_last") + ("bfloat16",) * args.bf16
+    rows = ae_throughput(
+        env_name=args.env,
+        images=args.images,
+        epochs=args.epochs,
+        encode=args.encode,
+        modes=modes,
+        repeats=args.repeats,
+        steps=args.steps,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(
+            f"{r['mode']:>13} {r['device']} threads={r['threads']}: train {r['images']} images x "
+            f"{r['epochs']} epochs {r['train_s']:.2f} s ({r['ms_per_image_epoch']:.2f} ms/image) "
+            f"x{r['train_ratio_vs_reference']:.2f} | encode {r['encode_images']} "
+            f"{r['encode_s']:.2f} s x{r['encode_ratio_vs_reference']:.2f} | max diff to "
+            f"reference: val loss {r['max_val_loss_diff']:.1e}, latent {r['max_latent_diff']:.1e}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qd",
@@ -472,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="throughput benchmarks",
-        epilog="examples:\n  qd bench rollout --batch 1 256 1024 4096\n  qd bench novelty",
+        epilog="examples:\n  qd bench rollout --batch 1 256 1024 4096\n  qd bench novelty\n"
+        "  qd bench ae --bf16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -537,6 +570,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench_novelty)
+
+    p = bench_sub.add_parser(
+        "ae",
+        help="TAXONS/STAX autoencoder training and re-encoding vs the NCHW reference path",
+        epilog="example:\n  qd bench ae --images 1000 --epochs 2 --encode 2000 --bf16 --threads 1\n"
+        "  (ratios against the NCHW float32 path, measured in the same process)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--env", default="hardmaze", help="env whose final frames are used")
+    p.add_argument("--images", type=int, default=1000, help="training images (80/20 split)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per timed training")
+    p.add_argument("--encode", type=int, default=2000, help="frames re-encoded")
+    p.add_argument("--repeats", type=int, default=2, help="alternating rounds (best counts)")
+    p.add_argument("--steps", type=int, default=None, help="episode length (default: env's)")
+    p.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast training")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_bench_ae)
     return parser
 
 

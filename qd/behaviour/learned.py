@@ -39,6 +39,8 @@ class AutoencoderSpace:
         device: where the AE lives and trains.
         seed: seed of the AE's initial weights and of the training splits.
         lr: learning rate of the Adam kept across retrainings.
+        channels_last: encode in the channels-last layout (faster on CPU; False: NCHW, equal
+            to float rounding). Training takes its layout from its ``AETrainingConfig``.
     """
 
     name = "autoencoder"
@@ -51,6 +53,7 @@ class AutoencoderSpace:
         device: str | torch.device = "cpu",
         seed: int = 0,
         lr: float = 1e-3,
+        channels_last: bool = True,
     ) -> None:
         if frames < 1:
             raise ValueError(f"the autoencoder space needs frames >= 1, got {frames}")
@@ -62,6 +65,7 @@ class AutoencoderSpace:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.generator = torch.Generator().manual_seed(int(seed) + 7)
         self.trainings = 0
+        self.channels_last = bool(channels_last)
 
     @property
     def dim(self) -> int:
@@ -90,7 +94,7 @@ class AutoencoderSpace:
             raise ValueError(
                 f"expected frames [N, {self.frames}, 64, 64, 3], got {list(frames.shape)}"
             )
-        return describe(self.model, frames)
+        return describe(self.model, frames, channels_last=self.channels_last)
 
     def describe(self, outcomes: Outcomes) -> torch.Tensor:
         """Latent descriptors of the episodes' frames."""
@@ -111,13 +115,15 @@ class AutoencoderSpace:
 
     # -- state ---------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Weights, the Adam's moments and the split generator, as named tensors."""
-        tensors = {f"model.{k}": v.detach().cpu() for k, v in self.model.state_dict().items()}
+        """Weights, the Adam's moments and the split generator, as named (contiguous) tensors."""
+        tensors = {
+            f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
+        }
         for i, param in enumerate(self.model.parameters()):
             st = self.optimizer.state.get(param)
             if st:
-                tensors[f"adam.{i}.exp_avg"] = st["exp_avg"].cpu()
-                tensors[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"].cpu()
+                tensors[f"adam.{i}.exp_avg"] = st["exp_avg"].cpu().contiguous()
+                tensors[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
                 tensors[f"adam.{i}.step"] = torch.as_tensor(st["step"]).float().reshape(1)
         tensors["generator"] = self.generator.get_state()
         tensors["trainings"] = torch.tensor([self.trainings])
