@@ -174,3 +174,21 @@ def test_auto_compile_only_where_it_pays_and_is_checked_exact():
     assert choice(env="gym:MountainCar-v0", length=200, budget=10**6) is False
     assert choice(budget=20_000, compile="fused") == "fused"
     assert choice(compile=False) is False
+
+
+def test_run_builds_the_evaluator_the_compile_setting_asks_for(tmp_path):
+    from qd.run import RunConfig, make_evaluator
+
+    env = envs.make("hardmaze", episode_length=10)
+    policy = SereneMLP((5, 5, 5, 2))
+    cpu = torch.device("cpu")
+
+    def evaluator(compile, budget=1000, searches=1):
+        config = RunConfig(algorithm="ns", env="hardmaze", out="x", compile=compile, budget=budget)
+        return make_evaluator(config, env, policy, cpu, searches=searches)
+
+    assert evaluator(False)._blocks is None
+    assert evaluator(True)._blocks.exact and not evaluator("fused")._blocks.exact
+    assert evaluator("auto")._blocks is None  # 1e4 policy-steps: eager
+    assert evaluator("auto", budget=10**7)._blocks.exact  # 1e8 policy-steps: compiled
+    assert evaluator("auto", budget=10**6, searches=10)._blocks is not None
