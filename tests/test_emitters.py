@@ -202,3 +202,33 @@ def test_cma_stop_test_of_the_authors_cmaes():
     opt.cov.eigenvalues = np.array([1.0, 1e-30])  # D = (1, 1e-15): conditioning 1e15 > 1e14
     assert cma_should_stop(opt, 0.3, short)
     assert not cma_should_stop(fresh(), 0.3, short)  # a fresh CMA-ES goes on
+
+
+def test_pool_rows_join_and_advance_on_their_own():
+    """A pool's rows start at different times and advance only when asked and told."""
+    gen = torch.Generator().manual_seed(0)
+    config = EmitterConfig()
+    pool = ElitistEmitters(torch.zeros(2, 3), torch.tensor([0.1, 0.2]), config, gen)
+    pool.tell_initial(torch.zeros(2, 6))
+    late = ElitistEmitters(torch.ones(1, 3), torch.tensor([0.3]), config, gen)
+    late.tell_initial(torch.ones(1, 6))
+    pool.append(late)
+    idle = pool.parents[1].clone()
+    rows = torch.tensor([0, 2])
+    for _ in range(10):
+        offspring = pool.ask(rows)  # one draw for both rows
+        assert offspring.shape == (2, 12, 3)
+        best = pool.tell(offspring, torch.arange(12.0).expand(2, -1), rows=rows)
+        assert best.tolist() == [11.0, 11.0] and pool.selected.shape == (2, 6)
+    assert pool.lengths.tolist() == [11, 1, 11] and pool.generations == 11
+    assert torch.equal(pool.parents[1], idle)  # row 1 was not told
+    history = pool.reward_history()
+    assert history.shape == (3, 11, 6) and history[1, 1:].isnan().all()
+    assert pool.reward_history(torch.tensor([1])).shape == (1, 1, 6)
+    # the stop rule reads each row's own last W generations (row 1 is too young)
+    assert stagnated(history, 5, lengths=pool.lengths).tolist() == [True, False, True]
+    pool.select(torch.tensor([False, True, True]))
+    assert pool.lengths.tolist() == [1, 11] and torch.equal(pool.parents[0], idle)
+    again = ElitistEmitters.from_state(pool.state(), config, gen, pool.generations)
+    assert again.lengths.tolist() == [1, 11]
+    assert torch.equal(again.reward_history()[1], pool.reward_history()[1])

