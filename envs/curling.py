@@ -148,6 +148,7 @@ class Curling:
         return (state.t >= self.spec.episode_length).expand(state.pos.shape[0])
 
     def goal_circles(self) -> list[tuple[float, float, float]]:
+        """Goals as (x, y, radius) in descriptor units, for plots."""
         return list(GOALS)
 
     def background(self, size: int = 200) -> np.ndarray:

@@ -42,6 +42,10 @@ from qd.policies import BatchedMLP, ReluMLP, linear_init
 class DvDTD3Config(BanditSettings):
     """DvD-TD3 settings (the authors' defaults).
 
+    Besides the fields below, those of :class:`qd.algorithms.dvd.BanditSettings`: ``lambdas``,
+    ``fixed_lambda`` (``0.0``: M independent TD3s), ``bandit_window``,
+    ``bandit_random_pulls``, ``bandit_lookback``.
+
     Attributes:
         agents: population size M.
         envs_per_agent: parallel episodes per agent.
@@ -57,9 +61,6 @@ class DvDTD3Config(BanditSettings):
         gamma: discount.
         beta: weight of K in ``log det(beta K + (1 - beta) I)``.
         probe_states: states (drawn from the buffer) the embeddings are computed on.
-        (plus :class:`qd.algorithms.dvd.BanditSettings`: ``lambdas``, ``fixed_lambda``
-        (``0.0``: M independent TD3s), ``bandit_window``, ``bandit_random_pulls``,
-        ``bandit_lookback``)
         buffer_size: replay buffer capacity (transitions, all agents together).
         space: behaviour space of the ground-truth metrics (``ground_truth``).
     """
