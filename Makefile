@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ demo: $(STAMP)
 	@echo "plots: runs/demo/plots/*.png"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check qd envs tests examples benchmarks
+	$(VENV)/bin/ruff check qd envs tests examples benchmarks mkdocs_hooks.py
 
-test: $(STAMP) lint
+# The docs site (mkdocs.yml) into site/; --strict fails on any broken link or docstring warning.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+test: $(STAMP) lint docs
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
