@@ -65,7 +65,8 @@ class SereneConfig(NSConfig):
     Attributes:
         chunk_size: evaluations per exploration or exploitation chunk.
         scheduler: ``alternating``, ``fixed``, ``time`` or ``ucb``.
-        budget: total evaluations (used by the ``time`` scheduler and W).
+        budget: total evaluations the ``time`` scheduler plans over (a run sets it to its own
+            budget unless given).
         emitter_mu: emitter parents.
         emitter_offspring_per_parent: emitter children per parent.
         bootstrap_generations: emitter generations after the initial one while bootstrapping.
