@@ -14,6 +14,12 @@ README = Path(__file__).parent / "README.md"
 _DOCS_LINK = re.compile(r"\]\(docs/")
 
 
+def on_config(config):
+    """Rebuild on README.md changes under ``mkdocs serve``."""
+    config.watch.append(str(README))
+    return config
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     """Serve README.md (links into docs/ rewritten) as the home page."""
     if page.file.src_uri != "index.md":
