@@ -6,19 +6,20 @@ python benchmarks/vs_kheperax.py [--batch 12 200 1000 4096] [--steps 1000] [--re
 
 Kheperax: its default task (standard maze, 1,000-step episodes, a 66-parameter MLP), the whole
 episode compiled by XLA (``lax.scan``); the first call per batch size compiles (reported).
-Ours: HardMaze (63-gene SERENE MLP) with the same episode length, eager, compiled (bit-identical
-to eager) and fused (``--compile-fused``). Best of ``--repeats`` timed calls, modes alternating.
+The process is pinned to one core. Ours: HardMaze (63-gene SERENE MLP) with the same episode
+length, eager, compiled (bit-identical to eager) and fused (``--compile-fused``). Best of
+``--repeats`` timed calls, modes alternating.
 """
 
 from __future__ import annotations
 
 import os
 
-# one thread for XLA and torch, set before either starts
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+# single-threaded: the whole process on one core (XLA's CPU runtime runs tasks on a thread
+# pool of its own whatever its flags), one thread for Eigen and torch, set before either starts
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
