@@ -66,6 +66,7 @@ def rollout_throughput(
             compile_exact=mode == "compiled",
             compile_steps=compile_steps,
             compile_mode=compile_mode,
+            rollout_threads=None,  # the process's setting (--threads)
         )
         evaluators[mode].evaluate(genomes[:8])
         warmup[mode] = time.perf_counter() - start

@@ -165,6 +165,11 @@ class LocalEvaluator:
             them too: faster, deterministic, but rounding differs from eager.
         compile_steps: steps per compiled call.
         compile_mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
+        rollout_threads: torch CPU threads while rolling out (restored afterwards); ``None``
+            keeps the process's setting. Default 1: on a 2-core CPU a second thread never paid
+            for rollouts (x1.07 at B = 4096) and cost x4 at B = 200, since each small op wakes
+            it (``benchmarks/threads_under_load.py``); the rest of the search (autoencoder,
+            novelty) keeps every thread.
     """
 
     def __init__(
@@ -179,7 +184,11 @@ class LocalEvaluator:
         compile_exact: bool = True,
         compile_steps: int = 8,
         compile_mode: str | None = None,
+        rollout_threads: int | None = 1,
     ) -> None:
+        if rollout_threads is not None and rollout_threads <= 0:
+            raise ValueError(f"rollout_threads must be > 0 or None, got {rollout_threads}")
+        self.rollout_threads = rollout_threads
         if policy.obs_size != env.spec.obs_size or policy.action_size != env.spec.action_size:
             raise ValueError(
                 f"policy sizes {policy.sizes} do not match env {env.spec.name!r} "
@@ -253,6 +262,18 @@ class LocalEvaluator:
         """Nothing to release (same interface as :class:`RayEvaluator`)."""
 
     def _rollout(self, genomes, n_frames: int, n_traj: int, n_path: int, seed: int) -> Outcomes:
+        threads = torch.get_num_threads()
+        if self.device.type != "cpu" or self.rollout_threads in (None, threads):
+            return self._rollout_chunk(genomes, n_frames, n_traj, n_path, seed)
+        torch.set_num_threads(self.rollout_threads)
+        try:
+            return self._rollout_chunk(genomes, n_frames, n_traj, n_path, seed)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _rollout_chunk(
+        self, genomes, n_frames: int, n_traj: int, n_path: int, seed: int
+    ) -> Outcomes:
         record = {"n_frames": n_frames, "n_traj": n_traj, "n_path": n_path}
         if self._blocks is not None:
             try:

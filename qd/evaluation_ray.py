@@ -37,7 +37,9 @@ class _Worker:
         spec = dict(policy_spec)
         policy = make_policy(spec.pop("kind"), spec.pop("sizes"), **spec)
         env = envs.make(env_name, **env_options)
-        self.evaluator = LocalEvaluator(env, policy, device=device, max_batch=max_batch, seed=seed)
+        self.evaluator = LocalEvaluator(
+            env, policy, device=device, max_batch=max_batch, seed=seed, rollout_threads=None
+        )
 
     def evaluate(self, genomes, recordings: dict, seed: int) -> dict:
         genomes = torch.as_tensor(genomes)

@@ -541,4 +541,5 @@ def make_evaluator(config: RunConfig, env, policy, device: torch.device, *, sear
         seed=config.seed,
         compile=bool(compiled := compile_choice(config, env.spec.episode_length, device, searches)),
         compile_exact=compiled != "fused",
+        rollout_threads=config.threads or 1,
     )

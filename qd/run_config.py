@@ -55,8 +55,10 @@ class RunConfig:
             ``"auto"`` (default) compiled exactly where it pays and is checked bit-identical:
             a built-in env on the CPU, with at least ``AUTO_COMPILE_STEPS`` policy-steps in
             the budget (e.g. 50,000 HardMaze episodes); results do not depend on it.
-        threads: torch CPU threads (0: torch's default, one per core). Float reductions may
-            round differently with another thread count, so a run resumes with its own.
+        threads: torch CPU threads (0: torch's default, one per core, with rollouts on one
+            thread, see ``LocalEvaluator``'s ``rollout_threads``; N: everything on N). Float
+            reductions may round differently with another thread count, so a run resumes with
+            its own.
         policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
             env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
         imports: modules imported before the env and space are built (modules that register

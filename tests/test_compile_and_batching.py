@@ -192,3 +192,27 @@ def test_run_builds_the_evaluator_the_compile_setting_asks_for(tmp_path):
     assert evaluator("auto")._blocks is None  # 1e4 policy-steps: eager
     assert evaluator("auto", budget=10**7)._blocks.exact  # 1e8 policy-steps: compiled
     assert evaluator("auto", budget=10**6, searches=10)._blocks is not None
+
+
+def test_rollouts_run_on_their_own_thread_count_and_restore_it():
+    env = envs.make("hardmaze", episode_length=3)
+    seen = []
+    step = env.step
+
+    def spy(state, actions):
+        seen.append(torch.get_num_threads())
+        return step(state, actions)
+
+    env.step = spy
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        LocalEvaluator(env, SereneMLP((5, 5, 5, 2))).evaluate(_genomes(4))
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
+        seen.clear()
+        LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), rollout_threads=None).evaluate(_genomes(4))
+        assert seen == [2, 2, 2]
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="rollout_threads"):
+        LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), rollout_threads=0)
