@@ -191,6 +191,16 @@ def _concurrent_run(tmp_path, exploit_emitters, budget=4000, restore_at=None, em
 _ASKS = [0]  # ElitistEmitters.ask calls, when counted (monkeypatch)
 
 
+def test_concurrent_cma_emitters_spend_a_budget_that_cuts_a_generation(tmp_path):
+    """A CMA-ES population keeps every sampled row; the rows a budget cut leaves unevaluated
+    (reward -inf) are not stored as members (this used to stop the run with a ValueError)."""
+    algo, _, done = _concurrent_run(tmp_path, 4, budget=4000, emitter_type="cma")
+    again, _, _ = _concurrent_run(tmp_path, 4, budget=4000, emitter_type="cma")
+    assert done == 4000
+    assert torch.isfinite(algo.members.objectives).all()
+    _same_archives(algo, again)
+
+
 def _same_archives(a, b) -> None:
     for name in a.archives:
         x, y = a.archives[name], b.archives[name]
@@ -212,13 +222,11 @@ def test_concurrent_exploitation_runs_the_front_together(tmp_path):
         SereneConfig(exploit="parallel")
 
 
-@pytest.mark.parametrize("emitter_type", ["elitist"])  # cma: see the note below
+@pytest.mark.parametrize("emitter_type", ["elitist"])  # CMA-ES emitters: one search each
 def test_concurrent_emitters_ask_once_per_generation(tmp_path, monkeypatch, emitter_type):
     """Concurrent elitist emitters are rows of one pool: one ask (one random draw) per
-    generation for all K running emitters (CMA-ES emitters would stay one search each, but a
-    CMA-ES bootstrap cut by the budget stores -inf members, which the members archive rejects:
-    a known bug, so not run here). The runs are deterministic, and a checkpoint + restore gives
-    the uninterrupted run."""
+    generation for all K running emitters. The runs are deterministic, and a checkpoint +
+    restore gives the uninterrupted run."""
     kind = ElitistEmitters if emitter_type == "elitist" else CMAEmitters
     original = kind.ask
 

@@ -175,6 +175,13 @@ class EmitterLifecycle:
         keep[old] = False
         self.members.keep(torch.nonzero(keep).flatten().to(self.device))
         owner = uids.repeat_interleave(selected.shape[1]).to(self.device)
+        # Rows the budget cut (the run's last generation) were never evaluated: their reward is
+        # -inf, and a CMA-ES population keeps every sampled row. They are not stored.
+        evaluated = torch.isfinite(chosen["objective"])
+        if not bool(evaluated.all()):
+            stored = {key: value[evaluated] for key, value in chosen.items()}
+            self._add_rows(self.members, stored, emitter=owner[evaluated])
+            return chosen
         self._add_rows(self.members, chosen, emitter=owner)
         return chosen
 
