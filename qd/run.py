@@ -29,7 +29,7 @@ from qd.archive import Archive
 from qd.behaviour import make_space
 from qd.champions import NAME as CHAMPIONS
 from qd.champions import Champions
-from qd.evaluation import LocalEvaluator, Outcomes, resolve_device
+from qd.evaluation import Outcomes, resolve_device
 from qd.lockstep import drive  # noqa: F401  (re-exported: qd.run.drive)
 from qd.metrics import Tracker, grid_cells, uniformity
 from qd.run_config import (  # noqa: F401  (re-exported: the library's entry points)
@@ -38,6 +38,7 @@ from qd.run_config import (  # noqa: F401  (re-exported: the library's entry poi
     check_budget,
     compile_choice,
     load_config_file,
+    make_evaluator,
     parse_overrides,
     parse_seeds,
 )
@@ -453,31 +454,3 @@ def _config_from(data: dict, folder: Path, name: str = "config.json") -> RunConf
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         raise RunFileError(f"{folder / name}: {msg}") from None
     return config
-
-
-def make_evaluator(config: RunConfig, env, policy, device: torch.device, *, searches: int = 1):
-    """The evaluator a run's config asks for: this process, or Ray actors."""
-    if config.evaluator == "ray":
-        from qd.evaluation_ray import RayEvaluator
-
-        return RayEvaluator(
-            config.env,
-            policy,
-            env_options=config.env_options,
-            imports=config.imports,
-            workers=config.workers,
-            address=config.address,
-            device=str(device),
-            max_batch=config.max_batch,
-            seed=config.seed,
-        )
-    return LocalEvaluator(
-        env,
-        policy,
-        device=device,
-        max_batch=config.max_batch,
-        seed=config.seed,
-        compile=bool(compiled := compile_choice(config, env.spec.episode_length, device, searches)),
-        compile_exact=compiled != "fused",
-        rollout_threads=config.threads or 1,
-    )

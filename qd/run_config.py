@@ -274,3 +274,33 @@ def compile_choice(config: RunConfig, episode_length: int, device, searches: int
         and str(device) == "cpu"
         and searches * config.budget * episode_length >= AUTO_COMPILE_STEPS
     )
+
+
+def make_evaluator(config: RunConfig, env, policy, device, *, searches: int = 1):
+    """The evaluator a run's config asks for: this process, or Ray actors."""
+    if config.evaluator == "ray":
+        from qd.evaluation_ray import RayEvaluator
+
+        return RayEvaluator(
+            config.env,
+            policy,
+            env_options=config.env_options,
+            imports=config.imports,
+            workers=config.workers,
+            address=config.address,
+            device=str(device),
+            max_batch=config.max_batch,
+            seed=config.seed,
+        )
+    from qd.evaluation import LocalEvaluator
+
+    return LocalEvaluator(
+        env,
+        policy,
+        device=device,
+        max_batch=config.max_batch,
+        seed=config.seed,
+        compile=bool(compiled := compile_choice(config, env.spec.episode_length, device, searches)),
+        compile_exact=compiled != "fused",
+        rollout_threads=config.threads or 1,
+    )

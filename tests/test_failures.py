@@ -190,3 +190,14 @@ def test_no_readable_checkpoint_is_refused(finished, tmp_path, capsys):
     assert main(["run", "--resume", str(folder), "--no-progress"]) == 2
     line = _one_error(capsys)
     assert "manifest.json" in line and "no checkpoint" in line and "is readable" in line
+
+
+def test_checkpoints_written_before_manifests_still_resume(finished, tmp_path, capsys):
+    """A run from before checkpoint manifests (none of its checkpoints has one) resumes; one
+    missing manifest among others is damage (see the fallback test above)."""
+    folder = tmp_path / "run"
+    shutil.copytree(finished, folder)
+    for checkpoint in run_folder.checkpoints(folder):
+        (checkpoint / "manifest.json").unlink()
+    (folder / "finished.json").unlink()
+    _resume_equals(folder, finished, capsys)
