@@ -39,7 +39,12 @@ ALGORITHMS: dict[str, Variant] = {
     "taxo-s": Variant(
         TaxonsConfig, Taxons, {"selection": "surprise"}, "TAXO-S: TAXONS selecting by surprise"
     ),
-    "nt": Variant(TaxonsConfig, Taxons, {"train_ae": False}, "NT: TAXONS, AE never trained"),
+    "nt": Variant(
+        TaxonsConfig,
+        Taxons,
+        {"train_ae": False, "selection": "novelty"},
+        "NT: TAXONS, AE never trained, novelty selection (no surprise: as the authors)",
+    ),
     "taxons-p": Variant(
         TaxonsConfig, Taxons, {"selection": "pareto"}, "TAXONS-P: fronts on novelty, surprise"
     ),
@@ -47,7 +52,12 @@ ALGORITHMS: dict[str, Variant] = {
     "stax-p": Variant(
         StaxConfig, Stax, {"selection": "pareto"}, "STAX-P: fronts on novelty, surprise"
     ),
-    "stax-nt": Variant(StaxConfig, Stax, {"train_ae": False}, "STAX-NT: AE never trained"),
+    "stax-nt": Variant(
+        StaxConfig,
+        Stax,
+        {"train_ae": False, "selection": "novelty"},
+        "STAX-NT: AE never trained, novelty selection (no surprise: as the authors)",
+    ),
 }
 
 
