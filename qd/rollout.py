@@ -34,22 +34,25 @@ def segments(episode_length: int, stops: set[int]) -> list[int]:
     return lengths
 
 
-def make_block(env, policy: BatchedMLP, steps: int) -> Callable:
-    """``block(layers, state, fitness, alive) -> (state, fitness, alive)``: ``steps`` steps.
-
-    The same arithmetic as the eager loop in :func:`run_episode`, written without in-place
-    updates so that ``torch.compile`` can take it whole.
-    """
+def advance_steps(env, policy: BatchedMLP, layers, state, fitness, alive, count: int):
+    """``count`` steps of every episode (observe, policy, step, reward, done-mask): the one
+    arithmetic of both the eager loop and the compiled blocks, written without in-place updates
+    so that ``torch.compile`` can take it whole."""
     spec = env.spec
+    for _ in range(count):
+        state = env.step(state, policy.forward(layers, env.observe(state)))
+        if not spec.final_reward_only:
+            fitness = fitness + torch.where(alive, env.reward(state), torch.zeros_like(fitness))
+        if spec.can_terminate:
+            alive = alive & ~env.done(state)
+    return state, fitness, alive
+
+
+def make_block(env, policy: BatchedMLP, steps: int) -> Callable:
+    """``block(layers, state, fitness, alive) -> (state, fitness, alive)``: ``steps`` steps."""
 
     def block(layers, state, fitness, alive):
-        for _ in range(steps):
-            state = env.step(state, policy.forward(layers, env.observe(state)))
-            if not spec.final_reward_only:
-                fitness = fitness + torch.where(alive, env.reward(state), torch.zeros_like(fitness))
-            if spec.can_terminate:
-                alive = alive & ~env.done(state)
-        return state, fitness, alive
+        return advance_steps(env, policy, layers, state, fitness, alive, steps)
 
     return block
 
@@ -102,16 +105,9 @@ class CompiledBlocks:
 
 def eager_advance(env, policy: BatchedMLP) -> Callable:
     """The eager counterpart of :meth:`CompiledBlocks.advance` (the reference arithmetic)."""
-    spec = env.spec
 
     def advance(layers, state, fitness, alive, count: int):
-        for _ in range(count):
-            state = env.step(state, policy.forward(layers, env.observe(state)))
-            if not spec.final_reward_only:
-                fitness += torch.where(alive, env.reward(state), torch.zeros_like(fitness))
-            if spec.can_terminate:
-                alive = alive & ~env.done(state)
-        return state, fitness, alive
+        return advance_steps(env, policy, layers, state, fitness, alive, count)
 
     return advance
 
