@@ -16,6 +16,7 @@ from qd.archive.peek import (  # noqa: F401  (re-exported)
     check_fields,
     check_header,
     digest,
+    open_archive,
 )
 
 DTYPES = {
@@ -42,18 +43,7 @@ def checksum(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def read_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ArchiveFileError(f"{path}: no such archive file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except Exception as err:  # safetensors raises its own error types
-        raise ArchiveFileError(
-            f"{path}: not a readable archive file (truncated or not safetensors): {err}"
-        ) from None
+    metadata, tensors = open_archive(path, "pt")
     header = check_header(path, metadata)
     if header.get("sha256") != checksum(tensors):
         raise ArchiveFileError(f"{path}: checksum mismatch, the file is corrupted")

@@ -103,21 +103,28 @@ def digest(named_bytes: dict[str, bytes]) -> str:
     return sha.hexdigest()
 
 
-def read_arrays(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Header and fields (numpy) of an archive file, checksum verified."""
+def open_archive(path: Path, framework: str) -> tuple[dict, dict]:
+    """Raw metadata and tensors of an archive file (``framework``: ``"numpy"`` or ``"pt"``),
+    with one error naming the file when it is missing or not readable safetensors."""
     from safetensors import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise ArchiveFileError(f"{path}: no such archive file")
     try:
-        with safe_open(str(path), framework="numpy") as handle:
+        with safe_open(str(path), framework=framework) as handle:
             metadata = handle.metadata() or {}
-            arrays = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     except Exception as err:  # safetensors raises its own error types
         raise ArchiveFileError(
             f"{path}: not a readable archive file (truncated or not safetensors): {err}"
         ) from None
+    return metadata, tensors
+
+
+def read_arrays(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header and fields (numpy) of an archive file, checksum verified."""
+    path = Path(path)
+    metadata, arrays = open_archive(path, "numpy")
     header = check_header(path, metadata)
     if header.get("sha256") != digest(
         {k: np.ascontiguousarray(v).tobytes() for k, v in arrays.items()}
