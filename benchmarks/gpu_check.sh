@@ -10,6 +10,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-check}
+LOCKSTEP_BUDGET=${LOCKSTEP_BUDGET:-1000}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 -c 'import torch; print("torch", torch.__version__)'
@@ -19,7 +20,7 @@ timeout 150 python3 benchmarks/cuda_exactness.py --envs hardmaze curling --batch
 timeout 120 python3 -m qd.cli bench rollout --env hardmaze --device cuda \
   --batch 12 200 4096 65536 --compile --fused --json | tee "$OUT/rollout_cuda.json"
 start=$EPOCHREALTIME
-timeout 100 python3 -m qd.cli run ns --env hardmaze --seeds 0-99 --budget "${LOCKSTEP_BUDGET:=1000}" \
+timeout 100 python3 -m qd.cli run ns --env hardmaze --seeds 0-99 --budget "$LOCKSTEP_BUDGET" \
   --device cuda --set max_batch=auto --no-progress --out /tmp/lockstep100 2>&1 | tail -3
 echo "lockstep 100 NS seeds x $LOCKSTEP_BUDGET evaluations: $(python3 -c "print(round($EPOCHREALTIME - $start, 1))") s"
 tail -n 1 /tmp/lockstep100/seed-0/metrics.jsonl
