@@ -1,12 +1,13 @@
 """How much robot position the TAXONS autoencoder learns from HardMaze frames, by render radius.
 
-For each ``render_radius`` (world units; the robot's true radius is 10): render the robot at
+For each ``render_radius`` (world units; the robot's true radius is 10, the authors draw 6) and
+``--style`` (``authors``: white maze, red goals, blue robot; ``legacy``): render the robot at
 ``--frames`` random free positions, train the AE exactly as TAXONS does (80/20 split, at most
 100 epochs, early stop after 4 rises), encode held-out frames and fit a linear map from latents
 to the true (x, y); report its R^2 on held-out positions, the AE's validation loss and the loss
 of a reconstruction that leaves the robot out (the mean frame's error). Prints JSON lines.
 
-    python benchmarks/ae_render_radius.py --radii 10 30 60 --device cuda
+    python benchmarks/ae_render_radius.py --radii 6 30 90 --style authors --device cuda
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def free_positions(env: HardMaze, count: int, generator: torch.Generator) -> tor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--radii", type=float, nargs="+", default=[10, 30, 60])
+    parser.add_argument("--radii", type=float, nargs="+", default=[6, 30, 90])
+    parser.add_argument("--style", choices=("authors", "legacy"), default="authors")
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--device", default="cpu")
@@ -46,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(args.seed)
     for radius in args.radii:
-        env = HardMaze(render_radius=radius)
+        env = HardMaze(render_style=args.style, render_radius=radius)
         xy = free_positions(env, args.frames, generator)
         frames = env.render(SimpleNamespace(x=xy[:, 0], y=xy[:, 1]))
         n_test = args.frames // 5
@@ -67,6 +69,7 @@ def main() -> None:
         print(
             json.dumps(
                 {
+                    "render_style": args.style,
                     "render_radius": radius,
                     "epochs": report.epochs,
                     "val_loss": report.val_losses[-1],

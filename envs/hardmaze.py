@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from envs.base import EnvSpec, goal_area, goal_reward
+from envs.maze_render import RENDER_STYLES, MazeRenderer, robot_radius_for
 from envs.pixel_map import NO_HIT, disk_obstacles, disk_offsets, laser_table, load_pbm
 
 WORLD_SIZE = 600.0
@@ -100,12 +101,14 @@ class HardMaze:
         action_scale: factor applied to the raw action (TAXONS used 5).
         max_speed: wheel displacement clip (libfastsim's maze env clips at 4).
         bitmap: optional obstacle map ``[H, W]`` bool (defaults to the shipped maze).
-        render_radius: radius (world units) of the robot's disk in renders, for TAXONS/STAX's
-            autoencoder. Default 90 (the robot's radius is 10): drawn at its true size the robot
-            covers about 3 of the 4,096 pixels of a 64 x 64 frame and the autoencoder learns the
-            empty maze (its validation loss equals the mean frame's, measured by
-            ``benchmarks/ae_render_radius.py``; TAXONS then reaches 38-45% of NS's coverage at
-            100k evaluations); from 90 on it reconstructs the robot (see
+        render_style: frames for TAXONS/STAX's autoencoder (:mod:`envs.maze_render`):
+            ``"authors"`` (default): the authors' render, white floor, black walls, red goals,
+            blue robot, drawn at 200 x 200 and resized bilinearly to 64 x 64; ``"legacy"``: this
+            package's render before issue 17 (grey maze, no goals, red robot).
+        render_radius: radius (world units) of the robot's disk in renders; default: the
+            style's own, 6 for ``"authors"`` (2 pixels of their 200-pixel image; the robot's
+            radius is 10) and 90 for ``"legacy"``. A larger disk (e.g. 90) makes the robot a
+            larger part of the frame, which the autoencoder then encodes (measurements in
             docs/algorithms/taxons.md). Only renders change, not the physics.
         sensor_encoding: ``"authors"`` (default): lasers that hit nothing report the range 100,
             bumpers 1.0 / 0.0, as the authors' wrapper; ``"legacy"``: -1 for no hit, bumpers
@@ -121,7 +124,8 @@ class HardMaze:
         action_scale: float = 1.0,
         max_speed: float = 4.0,
         bitmap: np.ndarray | None = None,
-        render_radius: float = 90.0,
+        render_style: str = "authors",
+        render_radius: float | None = None,
         sensor_encoding: str = "authors",
     ) -> None:
         if sensor_encoding not in SENSOR_ENCODINGS:
@@ -139,9 +143,10 @@ class HardMaze:
         self.scale = w / WORLD_SIZE  # pixels per world unit
         self.action_scale = float(action_scale)
         self.max_speed = float(max_speed)
-        if render_radius <= 0:
-            raise ValueError(f"render_radius must be > 0, got {render_radius}")
-        self.render_radius = float(render_radius)
+        if render_style not in RENDER_STYLES:
+            raise ValueError(f"render_style must be one of {RENDER_STYLES}, got {render_style!r}")
+        self.render_style = render_style
+        self.render_radius = robot_radius_for(render_style, render_radius)
         self.spec = EnvSpec(
             name="hardmaze",
             obs_size=5,
@@ -155,10 +160,19 @@ class HardMaze:
             options={
                 "episode_length": int(episode_length),
                 "action_scale": self.action_scale,
+                "render_style": self.render_style,
                 "render_radius": self.render_radius,
                 "max_speed": self.max_speed,
                 "sensor_encoding": self.sensor_encoding,
             },
+        )
+        self.renderer = MazeRenderer(
+            self.obstacles,
+            world_size=WORLD_SIZE,
+            goals=GOALS,
+            image_size=self.spec.image_size,
+            style=self.render_style,
+            robot_radius=self.render_radius,
         )
         radius_px = int(math.floor(ROBOT_RADIUS * self.scale + 0.5))
         offsets = disk_offsets(radius_px)
@@ -407,17 +421,6 @@ class HardMaze:
         return [(x / WORLD_SIZE, y / WORLD_SIZE, r / WORLD_SIZE) for x, y, r in GOALS]
 
     def render(self, state: MazeState) -> torch.Tensor:
-        """Top-down ``[B, 64, 64, 3]`` uint8 images of the maze with the robot as a red disk."""
-        size = self.spec.image_size
-        device = state.x.device
-        base = torch.from_numpy(self.background(size)).to(device)
-        centres = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (
-            WORLD_SIZE / size
-        )
-        d2 = (centres[None, None, :] - state.x[:, None, None]) ** 2 + (
-            centres[None, :, None] - state.y[:, None, None]
-        ) ** 2
-        radius = max(self.render_radius, 1.5 * WORLD_SIZE / size)
-        robot = (d2 <= radius * radius)[..., None]
-        colour = torch.tensor([220, 30, 30], dtype=torch.uint8, device=device)
-        return torch.where(robot, colour, base.expand(state.x.shape[0], -1, -1, -1))
+        """Top-down ``[B, 64, 64, 3]`` uint8 frames in the ``render_style`` (see
+        :mod:`envs.maze_render`); ``state`` needs only ``x`` and ``y``."""
+        return self.renderer.render(state.x, state.y)

@@ -286,11 +286,15 @@ def test_signature_space_in_runs(tmp_path):
     from qd.run import RunConfig, start
 
     spec = envs.make("hardmaze").spec
+    # default: on the robot's (x, y) (the authors' positions); source=obs: on observations
     space = make_space("signature:depth=3,time=true,samples=40", spec)
-    assert space.dim == signature_size(spec.obs_size + 1, 3)
-    assert space.recordings == {"trajectory": 40}
-    assert make_space("signature", spec).recordings == {"trajectory": spec.episode_length}
-    assert make_space("signature:log=true", spec).dim == logsignature_size(spec.obs_size, 2)
+    assert space.dim == signature_size(2 + 1, 3)
+    assert space.recordings == {"path": 40}
+    assert make_space("signature", spec).recordings == {"path": spec.episode_length}
+    assert make_space("signature:log=true", spec).dim == logsignature_size(2, 2)
+    obs = make_space("signature:depth=3,time=true,samples=40,source=obs", spec)
+    assert obs.dim == signature_size(spec.obs_size + 1, 3)
+    assert obs.recordings == {"trajectory": 40}
     for bad in ("signature:depth", "signature:order=2", "signature:log=maybe"):
         with pytest.raises(ValueError, match="signature option"):
             make_space(bad, spec)
@@ -304,5 +308,5 @@ def test_signature_space_in_runs(tmp_path):
     )
     folder = start(config, progress=False)
     archive = Archive.load(folder / "archive" / "novelty.safetensors")
-    assert archive.descriptors.shape[1] == signature_size(spec.obs_size, 2)
+    assert archive.descriptors.shape[1] == signature_size(2, 2)
     assert archive.field("ground_truth").shape[1] == 2  # metrics stay on the ground truth

@@ -244,15 +244,15 @@ def test_hardmaze_render_radius_option():
     from envs.hardmaze import HardMaze
 
     state = SimpleNamespace(x=torch.tensor([300.0]), y=torch.tensor([300.0]))
-    red = torch.tensor([220, 30, 30], dtype=torch.uint8)
 
-    def robot_pixels(radius):
-        return int((HardMaze(render_radius=radius).render(state) == red).all(-1).sum())
+    def robot_pixels(colour, **options):
+        colour = torch.tensor(colour, dtype=torch.uint8)
+        return int((HardMaze(**options).render(state) == colour).all(-1).sum())
 
-    small, default = (
-        robot_pixels(10),
-        int((envs.make("hardmaze").render(state) == red).all(-1).sum()),
-    )
-    assert 0 < small < robot_pixels(30) < default == robot_pixels(90)
-    with pytest.raises(ValueError, match="render_radius"):
-        HardMaze(render_radius=0)
+    blue, red = (0, 0, 255), (220, 30, 30)
+    assert robot_pixels(blue, render_radius=30) < robot_pixels(blue, render_radius=90)
+    legacy = envs.make("hardmaze", render_style="legacy").render(state)
+    default = int((legacy == torch.tensor(red, dtype=torch.uint8)).all(-1).sum())
+    small = robot_pixels(red, render_style="legacy", render_radius=10)
+    assert 0 < small < robot_pixels(red, render_style="legacy", render_radius=30) < default
+    assert default == robot_pixels(red, render_style="legacy", render_radius=90)

@@ -37,7 +37,8 @@ class NSConfig:
         archive_rule: ``random``, ``top_novelty`` or ``threshold``.
         archive_add: offspring archived per generation (``random``, ``top_novelty``).
         novelty_threshold: novelty needed to be archived (``threshold``).
-        space: behaviour space (``ground_truth`` or ``final_obs``).
+        space: behaviour space name (``ground_truth``, ``final_obs[:source=obs]``,
+            ``signature[...]``).
     """
 
     pop_size: int = 100

@@ -24,6 +24,7 @@ from qd.behaviour.signatures import (
 from qd.evaluation import Outcomes
 
 __all__ = [
+    "SOURCES",
     "SPACES",
     "AutoencoderSpace",
     "FinalObservationSpace",
@@ -36,6 +37,13 @@ __all__ = [
     "signature",
     "signature_size",
 ]
+
+
+SOURCES = ("descriptor", "obs")
+"""What ``final_obs`` and ``signature`` describe: ``descriptor``, the env's ground-truth
+descriptor at each step (the authors' positions: HardMaze robot (x, y) / 600, Curling and
+Billiard ball (x, y), redundant-arm end effector; as their ``traj_to_obs``), or ``obs``, the
+policy's observation vector."""
 
 
 @dataclass(frozen=True)
@@ -55,25 +63,32 @@ class GroundTruthSpace:
 
 @dataclass(frozen=True)
 class FinalObservationSpace:
-    """The last observation of the episode."""
+    """The episode's last position (``source="descriptor"``, the authors' ``last_obs`` on
+    ``traj_to_obs``) or last observation vector (``source="obs"``)."""
 
     name = "final_obs"
     dim: int
+    source: str = "descriptor"
+
+    def __post_init__(self) -> None:
+        _check_source(self.source, "final_obs")
 
     @property
     def recordings(self) -> dict:
         return {}
 
     def describe(self, outcomes: Outcomes) -> torch.Tensor:
-        return outcomes.final_obs
+        return outcomes.descriptor if self.source == "descriptor" else outcomes.final_obs
 
 
 @dataclass(frozen=True)
 class TrajectorySignatureSpace:
-    """Truncated (log-)signature of the episode's observations (Paolo's thesis).
+    """Truncated (log-)signature of the episode's trajectory (Paolo's thesis).
 
-    The evaluator records ``samples`` equally spaced observations per episode (0: every step)
-    and :class:`SignatureSpace` turns the ``[B, T, obs]`` trajectories into descriptors.
+    The evaluator records ``samples`` equally spaced points per episode (0: every step) of the
+    ``source`` (``descriptor``: the env's ground-truth descriptor, i.e. the authors' positions;
+    ``obs``: observation vectors) and :class:`SignatureSpace` turns the ``[B, T, channels]``
+    trajectories into descriptors.
     """
 
     name = "signature"
@@ -81,6 +96,10 @@ class TrajectorySignatureSpace:
     channels: int
     samples: int
     episode_length: int
+    source: str = "descriptor"
+
+    def __post_init__(self) -> None:
+        _check_source(self.source, "signature")
 
     @property
     def dim(self) -> int:
@@ -88,38 +107,75 @@ class TrajectorySignatureSpace:
 
     @property
     def recordings(self) -> dict:
-        return {"trajectory": self.samples or self.episode_length}
+        key = "path" if self.source == "descriptor" else "trajectory"
+        return {key: self.samples or self.episode_length}
 
     def describe(self, outcomes: Outcomes) -> torch.Tensor:
-        if outcomes.trajectory is None:
-            raise ValueError("the signature space needs recorded trajectories (trajectory=...)")
-        return self.transform.describe(outcomes.trajectory.float())
+        points = outcomes.path if self.source == "descriptor" else outcomes.trajectory
+        if points is None:
+            key = next(iter(self.recordings))
+            raise ValueError(f"the signature space needs recorded trajectories ({key}=...)")
+        return self.transform.describe(points.float())
 
 
 SPACES = ("ground_truth", "final_obs", "signature", "autoencoder")
-_SIGNATURE_OPTIONS = {"depth": int, "log": bool, "time": bool, "samples": int, "basis": str}
+_SIGNATURE_OPTIONS = {
+    "depth": int,
+    "log": bool,
+    "time": bool,
+    "samples": int,
+    "basis": str,
+    "source": str,
+}
+_FINAL_OBS_OPTIONS = {"source": str}
 
 
-def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
-    """``signature`` or ``signature:depth=5,log=true,time=true,samples=200,basis=words``."""
+def _check_source(source: str, space: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(
+            f"{space} option source must be one of {', '.join(SOURCES)}, got {source!r}"
+        )
+
+
+def _parse_options(space: str, options: str, schema: dict, example: str) -> dict:
+    """``key=value,...`` of a built-in space, typed by ``schema``."""
     values: dict = {}
     for item in filter(None, options.split(",")):
         key, _, raw = item.partition("=")
-        if key not in _SIGNATURE_OPTIONS or not raw:
+        if key not in schema or not raw:
             raise ValueError(
-                f"bad signature option {item!r}; use key=value with keys "
-                f"{', '.join(_SIGNATURE_OPTIONS)} (e.g. signature:depth=5,time=true)"
+                f"bad {space} option {item!r}; use key=value with keys "
+                f"{', '.join(schema)} (e.g. {example})"
             )
-        kind = _SIGNATURE_OPTIONS[key]
+        kind = schema[key]
         if kind is bool:
             if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"signature option {key} expects true or false, got {raw!r}")
+                raise ValueError(f"{space} option {key} expects true or false, got {raw!r}")
             values[key] = raw.lower() in ("true", "1")
         else:
             try:
                 values[key] = kind(raw)
             except ValueError:
-                raise ValueError(f"signature option {key} expects {kind.__name__}") from None
+                raise ValueError(f"{space} option {key} expects {kind.__name__}") from None
+    return values
+
+
+def _channels(env_spec, source: str) -> int:
+    return env_spec.descriptor_size if source == "descriptor" else env_spec.obs_size
+
+
+def _final_obs_space(options: str, env_spec) -> FinalObservationSpace:
+    """``final_obs`` or ``final_obs:source=obs``."""
+    values = _parse_options("final_obs", options, _FINAL_OBS_OPTIONS, "final_obs:source=obs")
+    source = values.get("source", "descriptor")
+    _check_source(source, "final_obs")
+    return FinalObservationSpace(_channels(env_spec, source), source)
+
+
+def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
+    """``signature`` or ``signature:depth=5,log=true,time=true,samples=200,basis=words,
+    source=descriptor``."""
+    values = _parse_options("signature", options, _SIGNATURE_OPTIONS, "signature:depth=5,time=true")
     transform = SignatureSpace(
         depth=values.get("depth", 2),
         log=values.get("log", False),
@@ -129,7 +185,11 @@ def _signature_space(options: str, env_spec) -> TrajectorySignatureSpace:
     samples = values.get("samples", 0)
     if samples < 0:
         raise ValueError(f"signature option samples must be >= 0, got {samples}")
-    return TrajectorySignatureSpace(transform, env_spec.obs_size, samples, env_spec.episode_length)
+    source = values.get("source", "descriptor")
+    _check_source(source, "signature")
+    return TrajectorySignatureSpace(
+        transform, _channels(env_spec, source), samples, env_spec.episode_length, source
+    )
 
 
 def make_space(
@@ -140,8 +200,11 @@ def make_space(
     device: str | torch.device = "cpu",
     options: dict | None = None,
 ):
-    """Build a behaviour space by name for an env: ``ground_truth``, ``final_obs``,
-    ``signature[:depth=2,log=false,time=false,samples=0,basis=words]``,
+    """Build a behaviour space by name for an env: ``ground_truth``,
+    ``final_obs[:source=descriptor]``,
+    ``signature[:depth=2,log=false,time=false,samples=0,basis=words,source=descriptor]``
+    (``source=obs``: on the observation vector instead of the env's descriptor, see
+    :data:`SOURCES`),
     ``autoencoder[:latent=10,frames=1]`` (the TAXONS/STAX AE on rendered frames; ``seed`` and
     ``device`` are its initial weights' seed and where it lives; other spaces ignore them), or
     your own ``package.module:Class`` built with keyword ``options`` (see
@@ -154,8 +217,8 @@ def make_space(
         )
     if name == "ground_truth":
         return GroundTruthSpace(env_spec.descriptor_size)
-    if name == "final_obs":
-        return FinalObservationSpace(env_spec.obs_size)
+    if name == "final_obs" or name.startswith("final_obs:"):
+        return _final_obs_space(name.partition(":")[2], env_spec)
     if name == "signature" or name.startswith("signature:"):
         return _signature_space(name.partition(":")[2], env_spec)
     if name == "autoencoder" or name.startswith("autoencoder:"):

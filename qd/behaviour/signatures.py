@@ -1,7 +1,8 @@
 """Trajectory-signature behaviour descriptors (Paolo's thesis, arXiv 2203.01027).
 
 The descriptor of an individual is the truncated path signature (or log-signature) of its
-trajectory of observations, seen as the piecewise-linear path through the recorded points,
+trajectory (the env's positions or its observations, as the space's ``source`` says; see
+:mod:`qd.behaviour`), seen as the piecewise-linear path through the recorded points,
 optionally with a normalised time channel ``t / (T - 1)`` in ``[0, 1]`` appended as the last
 channel before the transform.
 
