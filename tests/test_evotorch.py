@@ -1,6 +1,9 @@
 """EvoTorch on qdtorch: the Problem, ``qd run evotorch:<SEARCHER>``, lockstep, exact resume."""
 
+import runpy
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -158,3 +161,19 @@ def test_grid_cells_order_matches_feature_grid():
     grid = feature_grid(spec)
     centres = grid.clamp(-1.35, 1.35).mean(-1)  # [cells, 2]
     assert torch.equal(grid_cells(centres, spec), torch.arange(len(grid)))
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_example_script(loop, tmp_path, monkeypatch, capsys):
+    script = Path(__file__).resolve().parent.parent / "examples" / "evotorch_pgpe_curling.py"
+    monkeypatch.chdir(tmp_path)
+    args = ["--budget", "40", "--popsize", "10", "--episode-length", "20", "--out", "run"]
+    monkeypatch.setattr(
+        sys, "argv", [script.name, *args, *(["--loop", "--generations", "2"] if loop else [])]
+    )
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    if loop:
+        assert "generation 2: mean return" in out
+    else:
+        assert (tmp_path / "run" / "archive" / "elites.safetensors").is_file()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 
 import torch
 from evotorch import SolutionBatch
@@ -61,6 +62,11 @@ def _work(searcher, commands: queue.Queue, events: queue.Queue, threads: int) ->
         events.put(("done", None))
 
 
+def _stop(commands: queue.Queue, replies: queue.Queue) -> None:
+    commands.put(_STOP)
+    replies.put(_STOP)
+
+
 class SteppedSearcher:
     """An EvoTorch searcher stepped in a helper thread, its evaluations handed out.
 
@@ -82,6 +88,8 @@ class SteppedSearcher:
             name=f"evotorch-{name}",
         )
         self._thread.start()
+        # a dropped driver stops its thread (idle: the command; mid-step: the reply)
+        weakref.finalize(self, _stop, self._commands, handoff.replies)
 
     def next_batch(self) -> torch.Tensor:
         """The genomes the searcher wants evaluated next (starting a step when none waits)."""
