@@ -22,7 +22,6 @@ EvoTorchConfig`; ``qd run evotorch:PGPE`` drives it ask/tell (see
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -35,8 +34,6 @@ from qd.evaluation import Outcomes
 
 SEARCHERS = ("PGPE", "SNES", "XNES", "CEM", "CMAES", "GA", "MAPElites")
 """EvoTorch searchers ``qd run evotorch:<NAME>`` knows (case-sensitive, EvoTorch's names)."""
-
-logging.getLogger("evotorch").setLevel(logging.WARNING)  # its INFO lines flood run output
 
 
 class EnvProblem(Problem):
@@ -159,8 +156,6 @@ def make_searcher(config, problem: EnvProblem, env_spec: dict):
         if s["stdev_max_change"]:
             kwargs["stdev_max_change"] = s["stdev_max_change"]
         if name == "PGPE":
-            if kwargs["popsize"] is None or kwargs["popsize"] % 2:
-                raise ValueError(f"PGPE samples mirrored pairs: popsize must be even, got {s}")
             return PGPE(problem, **kwargs)
         return (SNES if name == "SNES" else XNES)(problem, **kwargs)
     if name == "CEM":

@@ -173,7 +173,7 @@ def load_searcher_state(searcher, prefix: str, tensors: dict, meta: dict) -> Non
         params = {k: tensors[f"{prefix}dist.{k}"].clone() for k in meta["dist"]}
         searcher._distribution = searcher._distribution.modified_copy(**params)
     _load_optimizer_state(getattr(searcher, "_optimizer", None), prefix, tensors, meta["optimizer"])
-    problem.generator.set_state(tensors[f"{prefix}generator"])
+    problem.generator.set_state(tensors[f"{prefix}generator"].cpu())  # a CPU byte tensor
 
 
 def _optimizer_state(optimizer, prefix: str, tensors: dict) -> dict | None:

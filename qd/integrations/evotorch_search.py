@@ -14,6 +14,7 @@ between steps and restore the searcher exactly (see :mod:`qd.integrations.evotor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import evotorch
@@ -32,6 +33,8 @@ from qd.integrations.evotorch_driver import (
     load_searcher_state,
     searcher_state,
 )
+
+logging.getLogger("evotorch").setLevel(logging.WARNING)  # its INFO lines would flood run logs
 
 PREFIX = "evotorch:"
 OPTIMIZERS = ("default", "none", "clipup", "adam", "sgd")
