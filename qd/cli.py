@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import re
 import sys
 import time
 
 from qd.cli_bench import add_bench_parser
-
-
-def _add_import(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help=f"import MODULE first (repeatable): a module that registers your environments; {what}",
-    )
+from qd.cli_parsers import add_import, add_read_parsers, subcommand
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -81,60 +70,6 @@ archive_rule, archive_add, space), env.<option> for the environment, space.<opti
 own behaviour space, or the run settings checkpoint_every, keep_checkpoints, max_batch,
 log_every. The run folder's config.json records the env, space and --import modules;
 --resume imports them again."""
-
-READ_IMPORT = (
-    "the only modules this command imports (a run of your own env needs the module that "
-    "provides it; curves from metrics.jsonl need none)"
-)
-
-EPILOG_INSPECT = """examples:
-  qd inspect runs/demo
-  qd inspect runs/demo --json
-  qd inspect runs/demo --top 10 --by objective   (from the archive holding the best)
-  qd inspect runs/demo --top 5 --by 'ground_truth[0]' --archive novelty
-  qd inspect runs/demo/archive/novelty.safetensors"""
-
-EPILOG_PLOT = """examples:
-  qd plot runs/demo --kind coverage
-  qd plot runs/demo --kind heatmap --value count --out heat.png
-  qd plot runs/demo --kind descriptors"""
-
-EPILOG_REPLAY = """examples:
-  qd replay runs/demo --best --area 1
-  qd replay runs/demo --index 42 --gif
-exit status 1 when the replayed outcome differs from the stored one."""
-
-EPILOG_EXPORT = """examples:
-  qd export runs/demo --format csv --out archive.csv
-  qd export runs/demo --format parquet --archive population"""
-
-EPILOG_COMPARE = """examples:
-  qd compare runs/ns-s0 runs/ns-s1 runs/ns-s2 --metric coverage --out ns.png"""
-
-EPILOG_EVOLVABILITY = """examples:
-  qd evolvability runs/demo --index 0
-  qd evolvability runs/demo --sample 10 --json"""
-
-
-def _lazy(module: str, name: str):
-    """A command handler imported on first use (so ``qd --help`` imports no torch)."""
-
-    def handler(args: argparse.Namespace) -> int:
-        return getattr(importlib.import_module(module), name)(args)
-
-    return handler
-
-
-def _sub(sub, name: str, help_text: str, epilog: str, func):
-    parser = sub.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(func=func)
-    return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -197,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = _sub(
+    p = subcommand(
         sub,
         "envs",
         "list the environments and their sizes",
@@ -205,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_envs,
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_import(p, "its environments are listed too")
+    add_import(p, "its environments are listed too")
 
     from qd.catalog import ALGORITHM_NAMES, EVOTORCH
 
@@ -274,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
-    _add_import(p, "recorded in config.json and imported again by --resume")
+    add_import(p, "recorded in config.json and imported again by --resume")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -283,120 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_run)
 
-    p = _sub(
-        sub,
-        "inspect",
-        "summary of a run folder or archive file; top individuals",
-        EPILOG_INSPECT,
-        _lazy("qd.cli_inspect", "cmd_inspect"),
-    )
-    p.add_argument("run", help="run folder or archive file (.safetensors)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--top",
-        type=int,
-        help="list the N best individuals (default archive: the one holding the best value)",
-    )
-    p.add_argument(
-        "--by",
-        default="objective",
-        help="field to rank by for --top (objective, reward_area, novelty, or a component of a "
-        "vector field such as ground_truth[0])",
-    )
-    p.add_argument(
-        "--archive",
-        help="archive of the run (default: its main one, novelty or elites; for --top the one "
-        "holding the best; champions holds the best of each reward area)",
-    )
-
-    p = _sub(sub, "plot", "PNG figures of a run", EPILOG_PLOT, _lazy("qd.cli_tools", "cmd_plot"))
-    p.add_argument("run", help="run folder")
-    p.add_argument(
-        "--kind",
-        default="coverage",
-        choices=["coverage", "reward", "descriptors", "heatmap", "novelty", "lambda"],
-    )
-    p.add_argument(
-        "--value",
-        default="reward",
-        choices=["reward", "count"],
-        help="heatmap cell value: best reward or number of individuals",
-    )
-    p.add_argument("--archive", help="archive for descriptors/heatmap (default: the main one)")
-    p.add_argument("--out", help="PNG path (default ./RUN-KIND.png; never inside the run)")
-    _add_import(p, READ_IMPORT)
-
-    p = _sub(
-        sub,
-        "replay",
-        "re-evaluate a stored individual and draw its trajectory",
-        EPILOG_REPLAY,
-        _lazy("qd.cli_tools", "cmd_replay"),
-    )
-    p.add_argument("run", help="run folder or archive file")
-    p.add_argument("--index", type=int, help="row of the archive")
-    p.add_argument("--best", action="store_true", help="the row with the best objective")
-    p.add_argument("--area", type=int, help="with --best: only rows in this reward area")
-    p.add_argument(
-        "--archive", help="archive of the run (default: its main one, novelty or elites)"
-    )
-    p.add_argument("--gif", action="store_true", help="also write an animated GIF of renders")
-    p.add_argument("--frames", type=int, default=50, help="frames of the GIF")
-    p.add_argument("--device", default="cpu", help="cpu, cuda")
-    p.add_argument("--out", help="PNG path (default ./RUN-replay-I.png)")
-    _add_import(p, READ_IMPORT)
-
-    p = _sub(
-        sub,
-        "export",
-        "archive rows as CSV or parquet",
-        EPILOG_EXPORT,
-        _lazy("qd.cli_tools", "cmd_export"),
-    )
-    p.add_argument("run", help="run folder or archive file")
-    p.add_argument("--format", default="csv", choices=["csv", "parquet"])
-    p.add_argument(
-        "--archive", help="archive of the run (default: its main one, novelty or elites)"
-    )
-    p.add_argument("--out", help="output file (default ./RUN-ARCHIVE.FORMAT)")
-
-    p = _sub(
-        sub,
-        "compare",
-        "curves of several runs on one figure (mean and spread)",
-        EPILOG_COMPARE,
-        _lazy("qd.cli_tools", "cmd_compare"),
-    )
-    p.add_argument("runs", nargs="+", help="run folders (seeds of one setting are grouped)")
-    p.add_argument(
-        "--metric",
-        default="coverage",
-        help="coverage, coverage_archive, uniformity, archive_size, qd_score, max_reward, or any "
-        "other metrics.jsonl key (e.g. population_reward_max for DvD); runs with the same "
-        "algorithm, env and settings are grouped",
-    )
-    p.add_argument("--out", help="PNG path (default ./compare-METRIC.png)")
-
-    p = _sub(
-        sub,
-        "evolvability",
-        "evolvability of stored genomes (1,000 mutants each)",
-        EPILOG_EVOLVABILITY,
-        _lazy("qd.cli_tools", "cmd_evolvability"),
-    )
-    p.add_argument("run", help="run folder or archive file")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--index", type=int, help="row of the archive")
-    group.add_argument("--sample", type=int, help="N random rows")
-    p.add_argument("--mutants", type=int, default=1000, help="mutants per genome")
-    p.add_argument(
-        "--archive", help="archive of the run (default: its main one, novelty or elites)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    _add_import(p, READ_IMPORT)
-
+    add_read_parsers(sub)
     add_bench_parser(sub)
     return parser
 

@@ -10,7 +10,7 @@ import torch
 from qd.progress import Progress
 
 if TYPE_CHECKING:
-    from qd.run import Run
+    from qd.run_search import Run
 
 
 def drive(runs: list[Run], *, progress: bool | None = None) -> None:

@@ -65,15 +65,24 @@ class CompiledBlocks:
         steps: steps per compiled call.
         exact: results bit-identical to the eager loop (see :mod:`qd.compiled`).
         mode: ``torch.compile`` mode.
+        cpp_wrapper: call the compiled kernels from generated C++ (see
+            :func:`qd.compiled.compile_function`).
     """
 
     def __init__(
-        self, env, policy: BatchedMLP, *, steps: int, exact: bool, mode: str | None
+        self,
+        env,
+        policy: BatchedMLP,
+        *,
+        steps: int,
+        exact: bool,
+        mode: str | None,
+        cpp_wrapper: bool = False,
     ) -> None:
         if steps <= 0:
             raise ValueError(f"steps per compiled call must be > 0, got {steps}")
         self.env, self.policy, self.steps = env, policy, int(steps)
-        self.exact, self.mode = bool(exact), mode
+        self.exact, self.mode, self.cpp_wrapper = bool(exact), mode, bool(cpp_wrapper)
         self._blocks: dict[int, Callable] = {}
 
     def block(self, steps: int) -> Callable:
@@ -82,7 +91,10 @@ class CompiledBlocks:
             from qd.compiled import compile_function
 
             fn = compile_function(
-                make_block(self.env, self.policy, steps), exact=self.exact, mode=self.mode
+                make_block(self.env, self.policy, steps),
+                exact=self.exact,
+                mode=self.mode,
+                cpp_wrapper=self.cpp_wrapper,
             )
             if self.mode == "reduce-overhead":  # CUDA graphs: each call starts a new step
                 graph_fn = fn

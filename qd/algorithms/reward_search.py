@@ -1,7 +1,8 @@
 """CMA-ES on reward and random search: baselines with a passive grid of elites.
 
 Both keep the pyribs ``GridArchive`` record and the ``best`` archive described in
-:mod:`qd.algorithms.baselines` (seeding, checkpoints and the shared helpers live there).
+:mod:`qd.algorithms.baselines` (seeding and checkpoints; the shared helpers are in
+:mod:`qd.algorithms.ribs_grid`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from ribs.emitters.opt import CMAEvolutionStrategy
 
 from qd.algorithms.base import Algorithm
-from qd.algorithms.baselines import (
+from qd.algorithms.ribs_grid import (
     GridElites,
     check_common,
     check_measures,

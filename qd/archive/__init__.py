@@ -13,8 +13,10 @@ It implements pyribs' :class:`~ribs.archives.ArchiveBase` contract (``add`` retu
 :attr:`Archive.descriptors` and :attr:`Archive.objectives` are named views of the live rows.
 
 Modules: :mod:`~qd.archive.storage` (the class), :mod:`~qd.archive.insertion` (which
-candidates ``add`` keeps), :mod:`~qd.archive.files` (``save``/``load``: safetensors with a JSON
-header and checksum; nothing is ever unpickled) and :mod:`~qd.archive.kernels` (RBF kernels).
+candidates ``add`` keeps), :mod:`~qd.archive.neighbours` (k-NN novelty, kernel diversity),
+:mod:`~qd.archive.files` (``save``/``load``: safetensors with a JSON header and checksum;
+nothing is ever unpickled), :mod:`~qd.archive.reading` (pyribs's readers) and
+:mod:`~qd.archive.kernels` (RBF kernels).
 """
 
 from __future__ import annotations

@@ -1,30 +1,26 @@
-"""Archive storage: rows of torch tensors, growth, novelty, data access and pyribs' contract.
+"""Archive storage: rows of torch tensors, growth, insertion and pyribs' ``add`` contract.
 
-The insertion rules are in :mod:`qd.archive.insertion`, the files in :mod:`qd.archive.files`,
-the readers of pyribs's contract (``data``, ``sample_elites``, ``retrieve``, ``stats``) in
+The insertion rules are in :mod:`qd.archive.insertion`, novelty and kernel diversity in
+:mod:`qd.archive.neighbours`, ``save``/``load`` in :mod:`qd.archive.files`, the readers of
+pyribs's contract (``data``, ``sample_elites``, ``retrieve``, ``stats``) in
 :mod:`qd.archive.reading`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
 from ribs.archives import ArchiveBase
 
-from qd.archive.files import DTYPES, ArchiveFileError, dtype_name, read_file, write_file
+from qd.archive.files import ArchiveFiles
 from qd.archive.insertion import InsertionRule, chosen_rows
-from qd.archive.kernels import rbf_log_det
+from qd.archive.neighbours import ArchiveNeighbours
 from qd.archive.reading import ArchiveReading
-from qd.novelty import build_tree, knn_distances, mean_of_k_smallest, resolve_backend
-
-_BASE_FIELDS = ("solution", "objective", "measures", "ground_truth", "reward_area")
 
 
-class Archive(ArchiveReading, ArchiveBase):
+class Archive(ArchiveReading, ArchiveNeighbours, ArchiveFiles, ArchiveBase):
     """Unstructured, growing archive of individuals stored as torch tensors.
 
     Args:
@@ -356,138 +352,3 @@ class Archive(ArchiveReading, ArchiveBase):
                 f"update_field({name!r}) expects {[self._size, *shape]}, got {list(values.shape)}"
             )
         self._store[name][: self._size] = values.to(dtype)
-
-    # -- novelty and diversity -----------------------------------------------------------------
-    def novelty(
-        self,
-        queries: torch.Tensor,
-        *,
-        reference: torch.Tensor | None = None,
-        self_index: torch.Tensor | None = None,
-        k: int | None = None,
-    ) -> torch.Tensor:
-        """Exact k-NN novelty of ``queries`` against the archive (+ ``reference`` rows).
-
-        Args:
-            queries: ``[Q, measure_dim]``.
-            reference: optional extra reference descriptors (population, offspring...),
-                appended after the archive's rows.
-            self_index: optional ``[Q]`` row of each query in ``[archive; reference]``
-                (-1 if the query is not in it); that row is not its own neighbour.
-            k: neighbours (default ``k_neighbors``).
-        """
-        queries = torch.as_tensor(queries, dtype=torch.float32, device=self.device)
-        k = k or self.k_neighbors
-        n = self._size
-        if self_index is None:
-            self_index = torch.full((len(queries),), -1, dtype=torch.long, device=self.device)
-        self_index = torch.as_tensor(self_index, dtype=torch.long, device=self.device)
-        none = torch.full_like(self_index, -1)
-        parts = []
-        if n:
-            backend = resolve_backend(self.novelty_backend, self.device, self.measure_dim)
-            own = torch.where(self_index < n, self_index, none)
-            parts.append(
-                knn_distances(
-                    queries,
-                    self.descriptors,
-                    k,
-                    self_index=own,
-                    backend=backend,
-                    tree=self._tree(backend),
-                )
-            )
-        if reference is not None and len(reference):
-            reference = torch.as_tensor(reference, dtype=torch.float32, device=self.device)
-            own = torch.where(self_index >= n, self_index - n, none)
-            parts.append(
-                knn_distances(queries, reference, k, self_index=own, backend=self.novelty_backend)
-            )
-        if not parts:
-            return torch.zeros(len(queries), device=self.device)
-        return mean_of_k_smallest(torch.cat(parts, 1), k)
-
-    def _tree(self, backend: str):
-        """k-D tree over the stored descriptors, rebuilt only after the archive changed."""
-        if backend != "kdtree":
-            return None
-        if self._kdtree is None:
-            self._kdtree = build_tree(self.descriptors)
-        return self._kdtree
-
-    def kernel_diversity(
-        self, index: torch.Tensor | None = None, *, lengthscale: float = 1.0, jitter: float = 1e-6
-    ) -> torch.Tensor:
-        """Log det of the RBF kernel over the stored descriptors (rows ``index``, default all)."""
-        desc = self.descriptors if index is None else self.descriptors[index]
-        return rbf_log_det(desc, lengthscale=lengthscale, jitter=jitter)
-
-    # -- state and files -----------------------------------------------------------------------
-    def _header(self) -> dict:
-        return {
-            "name": self.name,
-            "size": self._size,
-            "schema": {
-                f: {"shape": list(shape), "dtype": dtype_name(dt)}
-                for f, (shape, dt) in self._schema.items()
-            },
-            "settings": {
-                "k_neighbors": self.k_neighbors,
-                "insertion": asdict(self.insertion),
-                "qd_score_offset": self.qd_score_offset,
-                "novelty_backend": self.novelty_backend,
-            },
-            "env_spec": self.env_spec,
-        }
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Live rows of every field plus the generator state (CPU, contiguous)."""
-        tensors = {f: self.field(f).detach().cpu().contiguous() for f in self._schema}
-        tensors["__generator__"] = self._generator.get_state()
-        return tensors
-
-    def save(self, path: str | Path) -> Path:
-        """Write the archive to ``path`` atomically (temp file, then rename)."""
-        return write_file(Path(path), self.state_tensors(), self._header())
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Archive:
-        """Read an archive written by :meth:`save`.
-
-        Raises:
-            ArchiveFileError: missing, truncated, corrupted, foreign or newer-version file
-                (the message names the file and the problem).
-        """
-        path = Path(path)
-        header, tensors = read_file(path)  # schema and shapes checked against the tensors
-        schema = header["schema"]
-        extras = {
-            f: (tuple(s["shape"]), DTYPES[s["dtype"]])
-            for f, s in schema.items()
-            if f not in _BASE_FIELDS
-        }
-        settings = header["settings"]
-        try:
-            archive = cls(
-                solution_dim=schema["solution"]["shape"][0],
-                measure_dim=schema["measures"]["shape"][0],
-                ground_truth_dim=schema["ground_truth"]["shape"][0],
-                extra_fields=extras,
-                k_neighbors=settings["k_neighbors"],
-                insertion=InsertionRule(**settings["insertion"]),
-                device=device,
-                env_spec=header.get("env_spec") or {},
-                qd_score_offset=settings["qd_score_offset"],
-                novelty_backend=settings.get("novelty_backend", "auto"),
-                initial_capacity=max(1, header["size"]),
-                name=str(header.get("name", "archive")),
-            )
-            archive._generator.set_state(tensors.pop("__generator__"))
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise ArchiveFileError(f"{path}: corrupted archive header ({err!r})") from None
-        size = header["size"]
-        for name in archive._schema:
-            archive._store[name][:size] = tensors[name].to(archive.device)
-        archive._size = size
-        archive._kdtree = None
-        return archive
