@@ -22,7 +22,9 @@ def main() -> None:
     parser.add_argument(
         "--scheduler", default="alternating", choices=["alternating", "fixed", "time", "ucb"]
     )
-    parser.add_argument("--emitter", default="elitist", choices=["elitist", "novelty", "cma"])
+    parser.add_argument(
+        "--emitter", default="elitist", choices=["elitist", "novelty", "cma", "pgpe"]
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the rollouts")
     parser.add_argument("--out", default="runs/serene-curling-example")
     args = parser.parse_args()

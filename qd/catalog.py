@@ -25,6 +25,9 @@ ALGORITHM_NAMES = (
     "taxons-p",
 )
 
+EVOTORCH = "evotorch:<PGPE|SNES|XNES|CEM|CMAES|GA|MAPElites>"
+"""The EvoTorch searchers ``qd run`` also accepts (:mod:`qd.integrations.evotorch_search`)."""
+
 # each algorithm's main archive (``Algorithm.main_archive``); the others: ``novelty``
 MAIN_ARCHIVES = {
     "cma-es": "elites",
@@ -34,3 +37,10 @@ MAIN_ARCHIVES = {
     "dvd-es": "population",
     "dvd-td3": "population",
 }
+
+
+def main_archive(algorithm: str | None) -> str:
+    """The main archive of a run of ``algorithm`` (``elites`` for ``evotorch:*``)."""
+    if algorithm and algorithm.startswith("evotorch:"):
+        return "elites"
+    return MAIN_ARCHIVES.get(algorithm, "novelty")

@@ -59,6 +59,8 @@ EPILOG_RUN = """examples:
   qd run ns --env my_pkg.envs:make_env --set env.size=3 --set space=my_pkg.spaces:MeanPath
       (your own env: a module:callable returning a batched env, options as env.KEY=VALUE;
       your own space: module:Class, options as space.KEY=VALUE; see examples/own_env_cli.py)
+  qd run evotorch:PGPE --env curling --set popsize=100   (EvoTorch's searchers; docs/
+      integrations/evotorch.md)
   qd run ns --import my_pkg.envs --env my-env   (a module that calls envs.register)
   qd run ns --env 'gym:my_pkg:MyEnv-v0' --set 'env.descriptor=info[x_position,y_position]'
       --set 'env.descriptor_bounds=[[-5,-5],[5,5]]'   (docs/gymnasium.md)
@@ -113,7 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             which = f"s{base.get('seed', 0)}" if seeds is None else f"seeds{len(seeds)}"
             env = re.sub(r"[^\w.-]+", "_", args.env)  # gym:ns/Id-v0, module:callable
-            base["out"] = f"runs/{args.algorithm}-{env}-{which}-{stamp}"
+            algo = re.sub(r"[^\w.-]+", "_", args.algorithm)  # evotorch:PGPE
+            base["out"] = f"runs/{algo}-{env}-{which}-{stamp}"
         config = parse_overrides(RunConfig(**base), args.set or [])
         args.run_folder = config.out
         folder = start(config, seeds=seeds, progress=args.progress)
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     add_import(p, "its environments are listed too")
 
-    from qd.catalog import ALGORITHM_NAMES
+    from qd.catalog import ALGORITHM_NAMES, EVOTORCH
 
     p = sub.add_parser(
         "run",
@@ -149,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(ALGORITHM_NAMES)}")
+    p.add_argument("algorithm", nargs="?", help=f"one of: {', '.join(ALGORITHM_NAMES)}, {EVOTORCH}")
     p.add_argument(
         "--env",
         help="environment: a name (see `qd envs`), package.module:callable (your own batched "

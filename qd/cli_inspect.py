@@ -77,9 +77,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _main_archive(folder: Path) -> str:
     """The run's main archive (``novelty`` or ``elites``), named without importing algorithms."""
-    from qd.catalog import MAIN_ARCHIVES
+    from qd.catalog import main_archive
 
-    return MAIN_ARCHIVES.get(read_config(folder).get("algorithm"), "novelty")
+    return main_archive(read_config(folder).get("algorithm"))
 
 
 def _archive_path(target: Path, name: str | None) -> Path:

@@ -182,11 +182,12 @@ def env_of(folder_or_archive: str | Path, archive: Archive | None = None, *, imp
 
 def main_archive_name(folder: str | Path) -> str:
     """The run's main archive: ``novelty`` for NS/SERENE, ``elites`` for the baselines."""
-    from qd.algorithms import ALGORITHMS
+    from qd.algorithms import lookup
 
-    algorithm = read_config(folder).get("algorithm")
-    variant = ALGORITHMS.get(algorithm)
-    return variant.algorithm.main_archive if variant else "novelty"
+    try:
+        return lookup(read_config(folder).get("algorithm")).algorithm.main_archive
+    except KeyError:
+        return "novelty"
 
 
 def open_archive(target: str | Path, name: str | None = None) -> tuple[Archive, Path]:

@@ -88,7 +88,9 @@ def test_local_improvement_measures_the_last_run_only():
     assert {m["baseline"] for m in state["meta"]["emitters"]} >= {e.baseline for e in ran}
 
 
-@pytest.mark.parametrize("emitter_type", ["novelty", "cma"])
+@pytest.mark.parametrize(
+    "emitter_type", ["novelty", "cma", pytest.param("pgpe", marks=pytest.mark.slow)]
+)
 def test_other_emitter_types_run_and_account(emitter_type):
     serene, phases, used = _loop(1900, chunk_size=600, emitter_type=emitter_type)
     assert used == 1900
@@ -97,7 +99,7 @@ def test_other_emitter_types_run_and_account(emitter_type):
     assert "bootstrap" in kinds
     boot = [p[2] for p in phases if p[1] == "bootstrap"]
     n = boot[0] // 6
-    if emitter_type == "cma":  # population 6: 6 + 5 x 6 = 36 evaluations per candidate
+    if emitter_type in ("cma", "pgpe"):  # population 6: 6 + 5 x 6 = 36 per candidate
         assert boot[:6] == [6 * n] * 6 and serene.bootstrap_evaluations == 36
     else:
         assert boot[:6] == [6 * n] + [12 * n] * 5
@@ -107,7 +109,9 @@ def test_other_emitter_types_run_and_account(emitter_type):
     assert info["scheduler_choice"] in ("explore", "exploit")
 
 
-@pytest.mark.parametrize("emitter_type", ["elitist", "cma"])
+@pytest.mark.parametrize(
+    "emitter_type", ["elitist", "cma", pytest.param("pgpe", marks=pytest.mark.slow)]
+)
 def test_serene_run_resumes_exactly(tmp_path, emitter_type):
     def config(name):
         return RunConfig(

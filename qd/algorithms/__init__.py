@@ -90,14 +90,20 @@ def policy_for(algorithm: str, env_spec, hidden: list[int] | None = None) -> Bat
 
 
 def algorithm_names() -> list[str]:
-    """Names accepted by ``qd run``."""
+    """Names of the registry (``qd run`` also accepts ``evotorch:<SEARCHER>``)."""
     return sorted(ALGORITHMS)
 
 
 def lookup(name: str) -> Variant:
-    """The registry entry of ``name``, with an error listing the known ones."""
+    """The registry entry of ``name`` (or of the EvoTorch searcher ``evotorch:<SEARCHER>``,
+    :mod:`qd.integrations.evotorch_search`), with an error listing the known ones."""
+    if isinstance(name, str) and name.startswith("evotorch:"):
+        from qd.integrations.evotorch_search import variant
+
+        return variant(name.split(":", 1)[1])
     if name not in ALGORITHMS:
         raise KeyError(
-            f"unknown algorithm {name!r}; known algorithms: {', '.join(algorithm_names())}"
+            f"unknown algorithm {name!r}; known algorithms: {', '.join(algorithm_names())}, "
+            "evotorch:<PGPE|SNES|XNES|CEM|CMAES|GA|MAPElites>"
         )
     return ALGORITHMS[name]

@@ -81,7 +81,7 @@ class RandomConfig:
 
 
 # -- CMA-ES and random search ----------------------------------------------------------------
-class _Recorded(Algorithm):
+class RecordedSearch(Algorithm):
     """A passive grid (``elites``) and the record of successive bests (``best``)."""
 
     name = "recorded"
@@ -124,7 +124,7 @@ class _Recorded(Algorithm):
         self.best = archives["best"]
 
 
-class CMAES(_Recorded):
+class CMAES(RecordedSearch):
     """Plain CMA-ES on reward (pyribs's CMAEvolutionStrategy), with restarts.
 
     mu = population // 2 parents with log weights (CMA-ES's standard selection); when
@@ -218,7 +218,7 @@ class CMAES(_Recorded):
         self._asked = None
 
 
-class RandomSearch(_Recorded):
+class RandomSearch(RecordedSearch):
     """Random search: ``batch_size`` fresh genomes ~ N(0, init_std^2), clipped, per generation."""
 
     name = "random"

@@ -72,9 +72,12 @@ class SereneConfig(NSConfig):
         bootstrap_generations: emitter generations after the initial one while bootstrapping.
         emitter_archive_add: buffer individuals archived when an emitter stops.
         emitter_type: ``elitist`` (SERENE's (6 + 12) EA on reward), ``novelty`` (the same EA
-            selecting parents by novelty w.r.t. the NS reference set) or ``cma`` (CMA-ES on
-            reward, population 6, sigma0 = sigma_e, bounds [-5, 5]). Every type is bootstrapped
-            for its initial generation and ``bootstrap_generations`` more.
+            selecting parents by novelty w.r.t. the NS reference set), ``cma`` (CMA-ES on
+            reward, population 6, sigma0 = sigma_e, bounds [-5, 5]) or ``pgpe`` (EvoTorch's
+            functional PGPE on reward, batched over the emitters, population ``emitter_mu``,
+            stdev sigma_e: :mod:`qd.emitters.pgpe`). Every type is bootstrapped for its
+            initial generation and ``bootstrap_generations`` more; ``cma`` and ``pgpe``
+            emitters are not pooled by ``exploit="concurrent"`` (they run one at a time).
         local_improvement: when a chunk ends, the improvement of the emitter that ran is
             re-estimated as the mean reward of its last 3 generations minus its first 3
             (``False``, the authors' default) or minus the last 3 before this run (``True``;
@@ -115,6 +118,11 @@ class SereneConfig(NSConfig):
         if self.emitter_type not in EMITTER_TYPES:
             raise ValueError(
                 f"emitter_type must be one of {sorted(EMITTER_TYPES)}, got {self.emitter_type!r}"
+            )
+        if self.emitter_type == "pgpe" and self.emitter_mu % 2:
+            raise ValueError(
+                f"pgpe emitters sample mirrored pairs: emitter_mu must be even, got "
+                f"{self.emitter_mu}"
             )
 
 
@@ -193,10 +201,11 @@ class Serene(PooledExploitation, EmitterLifecycle, Algorithm):
         self._reward_offset = 0  # first reward-archive row in it
         self.area_evaluations = torch.zeros(self.n_areas, dtype=torch.long)
         self.chunks = 0
-        per_generation = 1 if config.emitter_type == "cma" else config.emitter_offspring_per_parent
+        sampled = config.emitter_type in ("cma", "pgpe")  # mu samples per generation
+        per_generation = 1 if sampled else config.emitter_offspring_per_parent
         self.bootstrap_evaluations = config.emitter_mu * (
             1 + per_generation * config.bootstrap_generations
-        )  # elitist 6 + 5 x 12 = 66, CMA-ES 6 + 5 x 6 = 36
+        )  # elitist 6 + 5 x 12 = 66, CMA-ES / PGPE 6 + 5 x 6 = 36
 
     def _make_ns(self, config: SereneConfig, **kwargs) -> NoveltySearch:
         """The Novelty Search of the exploration chunks (STAX: TAXONS's)."""

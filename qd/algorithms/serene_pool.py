@@ -10,7 +10,7 @@ over the running rows.
 
 CMA-ES emitters are not pooled: pyribs's ``CMAEvolutionStrategy`` holds one search per
 instance, so they stay batches of one, asked and told one after the other (their episodes
-still share one rollout batch).
+still share one rollout batch). PGPE emitters (``emitter_type="pgpe"``) are not pooled either.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ class PooledExploitation:
 
     def _pooled(self) -> bool:
         """True when the active emitters live in :attr:`pool`."""
-        return self.config.exploit == "concurrent" and self.config.emitter_type != "cma"
+        return self.config.exploit == "concurrent" and self.config.emitter_type in (
+            "elitist",
+            "novelty",
+        )
 
     def _pool_add(self, batch) -> None:
         """Append the emitters of ``batch`` (just bootstrapped) as the pool's last rows."""
