@@ -165,6 +165,10 @@ class LocalEvaluator:
             them too: faster, deterministic, but rounding differs from eager.
         compile_steps: steps per compiled call.
         compile_mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
+        compile_cpp_wrapper: call the compiled kernels from generated C++ rather than Python
+            (``None``: on the CPU). Same kernels and numbers, a smaller fixed cost per call:
+            x1.5-1.7 at 12 episodes, x1.1-1.3 at 200-1,000 (HardMaze, Curling). Where it fails
+            to build, the Python wrapper takes over, then eager.
         rollout_threads: torch CPU threads while rolling out (restored afterwards); ``None``
             keeps the process's setting. Default 1: on a 2-core CPU a second thread never paid
             for rollouts (x1.07 at B = 4096) and cost x4 at B = 200, since each small op wakes
@@ -184,6 +188,7 @@ class LocalEvaluator:
         compile_exact: bool = True,
         compile_steps: int = 8,
         compile_mode: str | None = None,
+        compile_cpp_wrapper: bool | None = None,
         rollout_threads: int | None = 1,
     ) -> None:
         if rollout_threads is not None and rollout_threads <= 0:
@@ -203,8 +208,17 @@ class LocalEvaluator:
             raise ValueError(f"max_batch must be a positive int or 'auto', got {max_batch!r}")
         self.max_batch = int(max_batch)
         self.compile = bool(compile)
+        if compile_cpp_wrapper is None:
+            compile_cpp_wrapper = self.device.type == "cpu"
         self._blocks = (
-            CompiledBlocks(env, policy, steps=compile_steps, exact=compile_exact, mode=compile_mode)
+            CompiledBlocks(
+                env,
+                policy,
+                steps=compile_steps,
+                exact=compile_exact,
+                mode=compile_mode,
+                cpp_wrapper=compile_cpp_wrapper,
+            )
             if compile
             else None
         )
@@ -275,7 +289,7 @@ class LocalEvaluator:
         self, genomes, n_frames: int, n_traj: int, n_path: int, seed: int
     ) -> Outcomes:
         record = {"n_frames": n_frames, "n_traj": n_traj, "n_path": n_path}
-        if self._blocks is not None:
+        while self._blocks is not None:
             try:
                 return Outcomes(
                     **run_episode(
@@ -289,13 +303,26 @@ class LocalEvaluator:
                 )
             except torch.OutOfMemoryError:
                 raise
-            except Exception as err:  # no compiler, unsupported op...: rerun this chunk eagerly
+            except Exception as err:  # no compiler, unsupported op...: fall back one level
+                blocks = self._blocks
+                fallback = "the Python wrapper" if blocks.cpp_wrapper else "eager"
                 warnings.warn(
                     f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
-                    "running eagerly",
+                    f"running with {fallback}",
                     stacklevel=3,
                 )
-                self._blocks = None
+                self._blocks = (
+                    CompiledBlocks(
+                        self.env,
+                        self.policy,
+                        steps=blocks.steps,
+                        exact=blocks.exact,
+                        mode=blocks.mode,
+                        cpp_wrapper=False,
+                    )
+                    if blocks.cpp_wrapper
+                    else None
+                )
         advance = eager_advance(self.env, self.policy)
         return Outcomes(
             **run_episode(self.env, self.policy, genomes, seed=seed, advance=advance, **record)

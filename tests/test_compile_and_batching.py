@@ -66,9 +66,38 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     env = envs.make("hardmaze", episode_length=40)
     eager = LocalEvaluator(env, SereneMLP((5, 5, 5, 2))).evaluate(_genomes(8))
-    with pytest.warns(UserWarning, match="running eagerly"):
-        out = LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), compile=True).evaluate(_genomes(8))
+    evaluator = LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), compile=True)
+    with pytest.warns(UserWarning) as caught:
+        out = evaluator.evaluate(_genomes(8))
+    messages = [str(w.message) for w in caught]
+    assert "running with the Python wrapper" in messages[0]
+    assert "running with eager" in messages[1]
+    assert evaluator._blocks is None
     assert torch.equal(out.descriptor, eager.descriptor)
+
+
+def test_cpp_wrapper_failure_falls_back_to_the_python_wrapper(monkeypatch):
+    """A C++ wrapper that does not build leaves the compiled blocks on the Python wrapper."""
+    real_compile = torch.compile
+
+    def picky(fn, **kwargs):
+        if kwargs.get("options", {}).get("cpp_wrapper"):
+
+            def run(*args):
+                raise RuntimeError("no C++ wrapper here")
+
+            return run
+        return real_compile(fn, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", picky)
+    env = envs.make("hardmaze", episode_length=9)
+    eager = LocalEvaluator(env, SereneMLP((5, 5, 5, 2))).evaluate(_genomes(8))
+    evaluator = LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), compile=True, compile_steps=4)
+    assert evaluator._blocks.cpp_wrapper  # the CPU default
+    with pytest.warns(UserWarning, match="running with the Python wrapper"):
+        out = evaluator.evaluate(_genomes(8))
+    assert evaluator._blocks is not None and not evaluator._blocks.cpp_wrapper
+    _bit_equal(out, eager)
 
 
 def test_out_of_memory_halves_the_chunk(monkeypatch):
