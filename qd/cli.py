@@ -104,7 +104,8 @@ exit status 1 when the replayed outcome differs from the stored one."""
 
 EPILOG_EXPORT = """examples:
   qd export runs/demo --format csv --out archive.csv
-  qd export runs/demo --format parquet --archive population"""
+  qd export runs/demo --format parquet --archive population
+  qd export runs/demo --format tensorboard --out tb/demo   (then: tensorboard --logdir tb)"""
 
 EPILOG_COMPARE = """examples:
   qd compare runs/ns-s0 runs/ns-s1 runs/ns-s2 --metric coverage --out ns.png"""
@@ -139,7 +140,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from qd.run import RunConfig, load_config_file, parse_overrides, parse_seeds, resume, start
 
     if args.resume:
-        if args.algorithm or args.set or args.config or args.seeds or args.seed is not None:
+        if (
+            args.algorithm
+            or args.set
+            or args.config
+            or args.seeds
+            or args.seed is not None
+            or (args.tensorboard)
+        ):
             raise ValueError(
                 "--resume takes only the run folder and --budget (its config.json, or "
                 "lockstep.json with its seeds, is reused)"
@@ -170,6 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "address",
             "compile",
             "threads",
+            "tensorboard",
         ):
             value = getattr(args, key)
             if value is not None:
@@ -270,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument(
+        "--tensorboard",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also stream metrics (scalars) and archive heatmaps (at checkpoints) to "
+        "TensorBoard event files in OUT/tensorboard; needs pip install 'qdtorch[tensorboard]'",
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     _add_import(p, "recorded in config.json and imported again by --resume")
     p.add_argument(
@@ -346,16 +363,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         sub,
         "export",
-        "archive rows as CSV or parquet",
+        "archive rows as CSV or parquet; a run's metrics and archives as TensorBoard events",
         EPILOG_EXPORT,
         _lazy("qd.cli_tools", "cmd_export"),
     )
     p.add_argument("run", help="run folder or archive file")
-    p.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    p.add_argument("--format", default="csv", choices=["csv", "parquet", "tensorboard"])
     p.add_argument(
         "--archive", help="archive of the run (default: its main one, novelty or elites)"
     )
-    p.add_argument("--out", help="output file (default ./RUN-ARCHIVE.FORMAT)")
+    p.add_argument(
+        "--out",
+        help="output file (default ./RUN-ARCHIVE.FORMAT); tensorboard: a new folder (default "
+        "./RUN-tensorboard)",
+    )
+    _add_import(p, READ_IMPORT)
 
     p = _sub(
         sub,

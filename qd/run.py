@@ -43,6 +43,7 @@ from qd.run_config import (  # noqa: F401  (re-exported: the library's entry poi
     parse_seeds,
 )
 from qd.run_folder import RUN_FORMAT, RunFileError, read_config  # noqa: F401  (re-exported)
+from qd.tensorboard import watchers
 
 
 class Run:
@@ -103,6 +104,7 @@ class Run:
             )
         )
         self.tracker = Tracker(self.spec)
+        self.watchers = watchers(self)  # TensorBoard (config.tensorboard)
         self.evaluations = 0
         self.wall_time = 0.0
         self.rollout_time = 0.0
@@ -202,6 +204,8 @@ class Run:
         """Append ``line`` to metrics.jsonl; checkpoint when one is due."""
         metrics_file.write(json.dumps(line) + "\n")
         metrics_file.flush()
+        for watcher in self.watchers:
+            watcher.metrics(self, line)
         ready = self.algorithm.ready_for_checkpoint()
         if self.evaluations - self.last_checkpoint >= self.config.checkpoint_every and ready:
             os.fsync(metrics_file.fileno())
@@ -239,6 +243,8 @@ class Run:
             keep=self.config.keep_checkpoints,
         )
         self.last_checkpoint = self.evaluations
+        for watcher in self.watchers:
+            watcher.checkpoint(self)
         return path
 
     def load_checkpoint(self, folder: Path) -> None:
@@ -320,6 +326,9 @@ def _run_to_end(runs: list[Run], progress: bool | None) -> None:
             run.finish()
     finally:
         runs[0].evaluator.close()
+        for run in runs:
+            for watcher in run.watchers:
+                watcher.close()
 
 
 def start(
