@@ -88,3 +88,19 @@ def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch, capsys):
     assert not out.exists()  # refused before the run folder is written
     code = main(["export", str(tmp_path), "--format", "tensorboard"])
     assert code == 2 and "qdtorch[tensorboard]" in capsys.readouterr().err
+
+
+def test_resume_replaces_the_events_after_its_checkpoint(tmp_path):
+    """A run resumed from an earlier checkpoint writes its later steps once, not twice."""
+    import shutil
+
+    from qd.run import resume
+
+    pytest.importorskip("tensorboard")
+    run = start(_tiny(tmp_path / "run", tensorboard=True), progress=False)
+    shutil.rmtree(run / "checkpoints" / f"{900:012d}")  # as if killed before it was written
+    resume(run, progress=False)
+    coverage = _events(run / "tensorboard").Scalars("coverage")
+    lines = read_metrics(run)
+    assert [e.step for e in coverage] == [line["evaluations"] for line in lines]
+    assert [e.value for e in coverage] == pytest.approx([line["coverage"] for line in lines])
