@@ -150,6 +150,28 @@ def info_values(rule: DescriptorRule, infos: dict, batch: int) -> tuple[np.ndarr
     return values, present
 
 
+def info_hint(env) -> str:
+    """``; its info reports ...: try descriptor='info[...]'`` naming the numeric ``info`` keys a
+    reset of the single env ``env`` reports (e.g. MuJoCo's ``x_position``), or ``""``."""
+    try:
+        _, info = env.reset(seed=0)
+    except Exception:  # a hint only: an env that cannot reset here gets none
+        return ""
+    keys = [
+        k
+        for k, v in info.items()
+        if isinstance(k, str) and _KEY.match(k) and np.asarray(v).dtype.kind in "biuf"
+    ]
+    if not keys:
+        return ""
+    xy = [k for k in ("x_position", "y_position") if k in keys]
+    example = ",".join(xy or keys[:2])
+    return (
+        f" (its info reports {', '.join(keys)}: e.g. descriptor='info[{example}]' with "
+        f"descriptor_bounds, one [low, high] pair per dimension)"
+    )
+
+
 def check_grid(grid_cells: int, dims: int, *, what: str) -> tuple[int, ...]:
     """The coverage grid shape ``(grid_cells,) * dims``, refused when it has too many cells.
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from envs.base import EnvSpec
-from envs.gym_descriptors import check_grid, info_values, parse_rule
+from envs.gym_descriptors import check_grid, info_hint, info_values, parse_rule
 
 CACHED_VEC_ENVS = 4
 """Vector envs kept per adapter (one per batch size and render mode; the oldest is closed)."""
@@ -118,12 +118,19 @@ class GymnasiumEnv:
         obs_space, act_space = probe.observation_space, probe.action_space
         self._render_ok = "rgb_array" in (probe.metadata.get("render_modes") or [])
         max_steps = probe.spec.max_episode_steps if probe.spec is not None else None
-        probe.close()
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise ValueError(
-                f"{env_id}: unsupported observation space {obs_space}; the adapter needs a "
-                "1-D Box (flatten other spaces with a Gymnasium wrapper first)"
-            )
+        try:
+            if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+                raise ValueError(
+                    f"{env_id}: unsupported observation space {obs_space}; the adapter needs a "
+                    "1-D Box (flatten other spaces with a Gymnasium wrapper first)"
+                )
+            try:
+                self.rule = parse_rule(descriptor, descriptor_bounds, obs_space)
+            except ValueError as err:  # name the info keys the env offers instead
+                hint = "" if str(descriptor).startswith("info[") else info_hint(probe)
+                raise ValueError(f"gym:{env_id}: {err}{hint}") from None
+        finally:
+            probe.close()
         if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
             self.discrete = False
             self.action_low = act_space.low.astype(np.float32)
@@ -137,7 +144,6 @@ class GymnasiumEnv:
                 f"{env_id}: unsupported action space {act_space}; the adapter supports a 1-D "
                 "Box or a Discrete space"
             )
-        self.rule = parse_rule(descriptor, descriptor_bounds, obs_space)
         low, high = self.rule.low, self.rule.high
         grid_shape = check_grid(grid_cells, len(low), what=f"gym:{env_id}")
         length = int(episode_length or max_steps or 1000)

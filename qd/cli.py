@@ -76,7 +76,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from qd.run import RunConfig, load_config_file, parse_overrides, parse_seeds, resume, start
 
     if args.resume:
-        if args.algorithm or args.set or args.config or args.seeds or args.seed is not None:
+        if (
+            args.algorithm
+            or args.set
+            or args.config
+            or args.seeds
+            or args.seed is not None
+            or args.tensorboard
+        ):
             raise ValueError(
                 "--resume takes only the run folder and --budget (its config.json, or "
                 "lockstep.json with its seeds, is reused)"
@@ -107,6 +114,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "address",
             "compile",
             "threads",
+            "tensorboard",
         ):
             value = getattr(args, key)
             if value is not None:
@@ -208,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, help="Ray actors for --evaluator ray (default 2)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument(
+        "--tensorboard",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also stream metrics (scalars) and archive heatmaps (at checkpoints) to "
+        "TensorBoard event files in OUT/tensorboard; needs pip install 'qdtorch[tensorboard]'",
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     add_import(p, "recorded in config.json and imported again by --resume")
     p.add_argument(

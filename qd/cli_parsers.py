@@ -47,7 +47,8 @@ exit status 1 when the replayed outcome differs from the stored one."""
 
 EPILOG_EXPORT = """examples:
   qd export runs/demo --format csv --out archive.csv
-  qd export runs/demo --format parquet --archive population"""
+  qd export runs/demo --format parquet --archive population
+  qd export runs/demo --format tensorboard --out tb/demo   (then: tensorboard --logdir tb)"""
 
 EPILOG_COMPARE = """examples:
   qd compare runs/ns-s0 runs/ns-s1 runs/ns-s2 --metric coverage --out ns.png"""
@@ -149,16 +150,21 @@ def add_read_parsers(sub) -> None:
     p = subcommand(
         sub,
         "export",
-        "archive rows as CSV or parquet",
+        "archive rows as CSV or parquet; a run's metrics and archives as TensorBoard events",
         EPILOG_EXPORT,
         lazy("qd.cli_tools", "cmd_export"),
     )
     p.add_argument("run", help="run folder or archive file")
-    p.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    p.add_argument("--format", default="csv", choices=["csv", "parquet", "tensorboard"])
     p.add_argument(
         "--archive", help="archive of the run (default: its main one, novelty or elites)"
     )
-    p.add_argument("--out", help="output file (default ./RUN-ARCHIVE.FORMAT)")
+    p.add_argument(
+        "--out",
+        help="output file (default ./RUN-ARCHIVE.FORMAT); tensorboard: a new folder (default "
+        "./RUN-tensorboard)",
+    )
+    add_import(p, READ_IMPORT)
 
     p = subcommand(
         sub,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -42,7 +41,7 @@ _CURVES = {
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from qd.metrics import grid_cells
+    from qd.metrics import cell_values
     from qd.plotting import plot_curves, plot_descriptors, plot_heatmap
 
     run = Path(args.run)
@@ -87,19 +86,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
             title=f"{run.name}: {archive.name} archive ({len(archive)})",
         )
     else:
-        spec = env.spec.to_dict()
-        n_cells = math.prod(spec["grid_shape"])
-        cells = grid_cells(gt, spec)
-        if args.value == "count":
-            values = torch.bincount(cells, minlength=n_cells).double()
-            values[values == 0] = float("nan")
-        else:
-            values = torch.full((n_cells,), -float("inf"), dtype=torch.float64)
-            values.scatter_reduce_(0, cells, archive.objectives.double(), "amax")
-            values[torch.isinf(values)] = float("nan")
+        values = cell_values(gt, archive.objectives, env.spec.to_dict(), value=args.value)
         plot_heatmap(
             env,
-            values.view(*spec["grid_shape"]).numpy(),
+            values.numpy(),
             out,
             title=f"{run.name}: {args.value} per cell ({archive.name} archive)",
             colour_label=args.value,
@@ -153,6 +143,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.out:
         refuse_inside_run(args.out)
+    if args.format == "tensorboard":
+        from qd.tensorboard import export
+
+        if args.archive:
+            raise ValueError("--archive: a TensorBoard export draws the run's main archive")
+        for row in export(args.run, args.out, imports=args.imports):
+            print(
+                f"{row['lines']} metrics lines, {row['archives']} archives: {row['run']} -> "
+                f"{row['out']}"
+            )
+        return 0
     archive, path = open_archive(args.run, args.archive)
     names = [n for n, (shape, _) in archive.schema.items() if len(shape) <= 1]
     frame = archive.data([*names, "index"], return_type="pandas")

@@ -37,6 +37,7 @@ CONFIG_TYPES: dict[str, tuple] = {
     "policy_hidden": (list, type(None)),
     "imports": (list,),
     "space_options": (dict,),
+    "tensorboard": (bool,),
     "run_format": (int,),
     "qdtorch_version": (str,),
 }

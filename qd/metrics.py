@@ -52,6 +52,25 @@ def uniformity(counts: torch.Tensor) -> float:
     return float(1.0 - math.sqrt(max(float(js), 0.0)))
 
 
+def cell_values(ground_truth, objectives, spec: dict, *, value: str = "reward") -> torch.Tensor:
+    """Per cell of the coverage grid (shape ``spec["grid_shape"]``, float64): the best
+    objective (``value="reward"``) or the number of individuals (``"count"``); NaN where empty.
+    """
+    if value not in ("reward", "count"):
+        raise ValueError(f"value must be 'reward' or 'count', got {value!r}")
+    n_cells = math.prod(spec["grid_shape"])
+    cells = grid_cells(ground_truth, spec)
+    if value == "count":
+        values = torch.bincount(cells, minlength=n_cells).double()
+        values[values == 0] = float("nan")
+    else:
+        values = torch.full((n_cells,), -float("inf"), dtype=torch.float64)
+        objectives = torch.as_tensor(objectives).detach().cpu().double()
+        values.scatter_reduce_(0, cells, objectives, "amax")
+        values[torch.isinf(values)] = float("nan")
+    return values.view(*spec["grid_shape"])
+
+
 def coverage_of(descriptors: torch.Tensor, spec: dict) -> float:
     """Share of grid cells holding at least one of ``descriptors``."""
     cells = grid_cells(descriptors, spec)

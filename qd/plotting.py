@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -32,16 +33,18 @@ def _env_axes(env, *, goals: bool = True, figsize=(6, 6)):
     return fig, ax, extent
 
 
-def _save(fig, ax, extent, path: str | Path, title: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save(fig, ax, extent, path: str | Path | BinaryIO, title: str) -> Path | BinaryIO:
+    """Write the figure as PNG to ``path`` (a file path, or an open binary file)."""
+    if isinstance(path, str | Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_xlabel("descriptor 0")
     ax.set_ylabel("descriptor 1")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -74,9 +77,10 @@ def plot_descriptors(
 
 
 def plot_heatmap(
-    env, values: np.ndarray, path: str | Path, *, title: str, colour_label: str
-) -> Path:
-    """Grid ``[cells_x, cells_y]`` of values (NaN = empty cell) over the environment's picture."""
+    env, values: np.ndarray, path: str | Path | BinaryIO, *, title: str, colour_label: str
+) -> Path | BinaryIO:
+    """Grid ``[cells_x, cells_y]`` of values (NaN = empty cell) over the environment's picture,
+    written as PNG to ``path`` (a file path or an open binary file)."""
     fig, ax, extent = _env_axes(env, goals=False, figsize=(6.5, 6))
     masked = np.ma.masked_invalid(values.T)  # rows = y cells
     mesh = ax.imshow(masked, extent=extent, cmap="viridis", alpha=0.85, interpolation="nearest")

@@ -50,6 +50,9 @@ def _run_to_end(runs: list[Run], progress: bool | None) -> None:
             run.finish()
     finally:
         runs[0].evaluator.close()
+        for run in runs:
+            for watcher in run.watchers:
+                watcher.close()
 
 
 def start(

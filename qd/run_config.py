@@ -66,6 +66,9 @@ class RunConfig:
         space_options: keyword options of your own behaviour space (``algorithm_config
             ["space"] = "package.module:Class"``, or the class or a dataclass instance, which
             is recorded as its reference; see :mod:`qd.behaviour.custom`).
+        tensorboard: also write every metrics line and the main archive's heatmaps at each
+            checkpoint as TensorBoard events to ``out/tensorboard/`` (:mod:`qd.tensorboard`;
+            needs ``pip install 'qdtorch[tensorboard]'``).
 
     ``env`` is a registered name, ``package.module:callable`` (returns a batched env from the
     keyword ``env_options``), a ``qdtorch.envs`` entry point, or ``gym:<id>`` (see
@@ -92,6 +95,7 @@ class RunConfig:
     policy_hidden: list[int] | None = None
     imports: list[str] = field(default_factory=list)
     space_options: dict = field(default_factory=dict)
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         self.record_space()
@@ -145,6 +149,12 @@ class RunConfig:
             raise ValueError(
                 f"compile must be false, true, 'fused' or 'auto', got {self.compile!r}"
             )
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard must be true or false, got {self.tensorboard!r}")
+        if self.tensorboard:
+            from qd.tensorboard import summary_writer_class
+
+            summary_writer_class()  # ImportError naming the extra, before anything is written
         if self.evaluator not in ("local", "ray"):
             raise ValueError(f"evaluator must be 'local' or 'ray', got {self.evaluator!r}")
         variant = lookup(self.algorithm)

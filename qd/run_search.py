@@ -27,6 +27,7 @@ from qd.evaluation import Outcomes, resolve_device
 from qd.metrics import Tracker, grid_cells, uniformity
 from qd.run_config import RunConfig, make_evaluator
 from qd.run_folder import RunFileError
+from qd.tensorboard import watchers
 
 
 class Run:
@@ -87,6 +88,7 @@ class Run:
             )
         )
         self.tracker = Tracker(self.spec)
+        self.watchers = watchers(self)  # TensorBoard (config.tensorboard)
         self.evaluations = 0
         self.wall_time = 0.0
         self.rollout_time = 0.0
@@ -186,6 +188,8 @@ class Run:
         """Append ``line`` to metrics.jsonl; checkpoint when one is due."""
         metrics_file.write(json.dumps(line) + "\n")
         metrics_file.flush()
+        for watcher in self.watchers:
+            watcher.metrics(self, line)
         ready = self.algorithm.ready_for_checkpoint()
         if self.evaluations - self.last_checkpoint >= self.config.checkpoint_every and ready:
             os.fsync(metrics_file.fileno())
@@ -223,6 +227,8 @@ class Run:
             keep=self.config.keep_checkpoints,
         )
         self.last_checkpoint = self.evaluations
+        for watcher in self.watchers:
+            watcher.checkpoint(self)
         return path
 
     def load_checkpoint(self, folder: Path) -> None:
