@@ -4,7 +4,8 @@ Behaviour follows libfastsim (``Posture::move``, ``Robot::_check_collision``, ``
 ``Map::check_inter_pixel``) with the non-sticky walls of the sferes2 experiments: a move that
 ends in collision puts the robot back where it was, but keeps the new heading. Collision and
 laser casting are exact table lookups (see :mod:`envs.pixel_map`), so one step of B robots is a
-handful of tensor operations.
+handful of tensor operations. The constants, the robot state (:class:`MazeState`) and the
+shipped bitmap are in :mod:`envs.hardmaze_state`.
 
 Choices where the original leaves room:
 
@@ -25,72 +26,24 @@ Choices where the original leaves room:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import torch
 
 from envs.base import EnvSpec, goal_area, goal_reward
+from envs.hardmaze_state import (
+    GOALS,
+    LASER_ANGLES,
+    LASER_RANGE,
+    ROBOT_RADIUS,
+    SENSOR_ENCODINGS,
+    START,
+    WORLD_SIZE,
+    MazeState,
+    default_bitmap,
+)
 from envs.maze_render import RENDER_STYLES, MazeRenderer, robot_radius_for
-from envs.pixel_map import NO_HIT, disk_obstacles, disk_offsets, laser_table, load_pbm
-
-WORLD_SIZE = 600.0
-ROBOT_RADIUS = 10.0
-START = (60.0, 450.0, math.pi / 4)
-LASER_ANGLES = (math.pi / 4, 0.0, -math.pi / 4)
-LASER_RANGE = 100.0
-SENSOR_ENCODINGS = ("authors", "legacy")
-GOALS = ((60.0, 60.0, 50.0), (100.0, 200.0, 50.0))
-
-
-@dataclass
-class MazeState:
-    """Batched robot state.
-
-    Attributes:
-        pos: ``[B, 2]`` float32 position (x, y) in world units.
-        theta: ``[B]`` float32 heading.
-        bumpers: ``[B, 2]`` float32 left/right bumper, 1 touching, -1 not (internal: the
-            observation encodes them as ``sensor_encoding`` says).
-        pixel_xy: ``[B, 2]`` int64 pixel under the robot's centre.
-        pixel: ``[B]`` int64 flat index of that pixel.
-        t: 0-dim int64 step counter.
-    """
-
-    pos: torch.Tensor
-    theta: torch.Tensor
-    bumpers: torch.Tensor
-    pixel_xy: torch.Tensor
-    pixel: torch.Tensor
-    t: torch.Tensor
-
-    @property
-    def x(self) -> torch.Tensor:
-        return self.pos[:, 0]
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self.pos[:, 1]
-
-    @property
-    def bumper_left(self) -> torch.Tensor:
-        return (self.bumpers[:, 0] > 0).float()
-
-    @property
-    def bumper_right(self) -> torch.Tensor:
-        return (self.bumpers[:, 1] > 0).float()
-
-
-def _normalize_angle(a: torch.Tensor) -> torch.Tensor:
-    """Wrap into [-pi, pi) (libfastsim wraps into [-pi, pi]; equal except at exactly pi)."""
-    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
-
-
-def default_bitmap() -> np.ndarray:
-    """The HardMaze obstacle bitmap shipped with the package, ``[200, 200]`` bool."""
-    with resources.as_file(resources.files("envs") / "data" / "maze_hard.pbm") as path:
-        return load_pbm(path)
+from envs.pixel_map import NO_HIT, disk_obstacles, disk_offsets, laser_table
 
 
 class HardMaze:

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from qd.behaviour import signatures as sigmod
+from qd.behaviour import signature_algebra
 from qd.behaviour.signatures import (
     SignatureSpace,
     logsignature,
@@ -184,7 +184,7 @@ def test_batch_equals_per_path_and_chunking(monkeypatch):
         batched = fn(paths, depth=4, time_channel=True)
         single = torch.cat([fn(p[None], depth=4, time_channel=True) for p in paths])
         torch.testing.assert_close(batched, single, rtol=1e-12, atol=1e-12)
-        monkeypatch.setitem(sigmod._CHUNK_BYTES, "cpu", 1)  # one path per chunk
+        monkeypatch.setitem(signature_algebra._CHUNK_BYTES, "cpu", 1)  # one path per chunk
         torch.testing.assert_close(fn(paths, depth=4, time_channel=True), batched)
         monkeypatch.undo()
 

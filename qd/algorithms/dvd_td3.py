@@ -32,7 +32,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from qd.algorithms.base import Learner
-from qd.algorithms.dvd import BanditSettings, adam_tensors, population_archive, restore_adam
+from qd.algorithms.dvd_shared import (
+    BanditSettings,
+    adam_tensors,
+    population_archive,
+    restore_adam,
+)
 from qd.algorithms.replay_buffer import ReplayBuffer
 from qd.archive import Archive, rbf_kernel
 from qd.evaluation import Outcomes
@@ -43,8 +48,8 @@ from qd.policies import BatchedMLP, ReluMLP, linear_init
 class DvDTD3Config(BanditSettings):
     """DvD-TD3 settings (the authors' defaults).
 
-    Besides the fields below, those of :class:`qd.algorithms.dvd.BanditSettings`: ``lambdas``,
-    ``fixed_lambda`` (``0.0``: M independent TD3s), ``bandit_window``,
+    Besides the fields below, those of :class:`qd.algorithms.dvd_shared.BanditSettings`:
+    ``lambdas``, ``fixed_lambda`` (``0.0``: M independent TD3s), ``bandit_window``,
     ``bandit_random_pulls``, ``bandit_lookback``.
 
     Attributes:
