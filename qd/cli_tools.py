@@ -190,7 +190,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             values = np.array([max(m["max_reward"], default=0.0) for m in metrics])
         else:
             values = np.array([m[args.metric] for m in metrics], dtype=float)
-        settings = ", ".join(f"{k}={v}" for k, v in sorted(config["algorithm_config"].items()))
+        options = {
+            **config["algorithm_config"],
+            **{f"env.{k}": v for k, v in config.get("env_options", {}).items()},
+        }
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
         label = f"{config['algorithm']} on {config['env']}" + (f" ({settings})" if settings else "")
         groups[label].append((evals, values))
     bands, table = {}, {}

@@ -90,7 +90,29 @@ def test_compare_groups_runs(run, tmp_path, capsys):
     out = tmp_path / "c.png"
     assert main(["compare", str(run), str(run), "--metric", "coverage", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["groups"]["ns on hardmaze"]["runs"] == 2 and out.stat().st_size > 5000
+    label = "ns on hardmaze (env.episode_length=300)"
+    assert result["groups"][label]["runs"] == 2 and out.stat().st_size > 5000
+
+
+def test_compare_keeps_env_settings_apart(run, tmp_path, capsys):
+    other = start(
+        RunConfig(
+            algorithm="ns",
+            env="hardmaze",
+            out=str(tmp_path / "short"),
+            budget=400,
+            env_options={"episode_length": 50},
+        ),
+        progress=False,
+    )
+    capsys.readouterr()  # the run's log lines
+    out = tmp_path / "c.png"
+    assert main(["compare", str(run), str(other), "--out", str(out)]) == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert sorted(groups) == [
+        "ns on hardmaze (env.episode_length=300)",
+        "ns on hardmaze (env.episode_length=50)",
+    ]
 
 
 def test_evolvability(run, capsys):
