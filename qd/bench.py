@@ -34,6 +34,7 @@ def rollout_throughput(
     seed: int = 0,
     compile_steps: int = 8,
     compile_mode: str | None = None,
+    rollout_workers: int = 1,
 ) -> list[dict]:
     """Policy-steps per second of full episodes of random SERENE policies, per batch size and
     rollout mode, with ratios against eager measured in the same process.
@@ -43,6 +44,7 @@ def rollout_throughput(
     too; not bit-identical). Each mode's evaluator is built and warmed once (a full episode of
     8 episodes; for the compiled modes this includes the one compilation, reported as
     ``warmup_s``); then, per batch size, the modes are timed one after the other.
+    ``rollout_workers`` applies to every mode (see :class:`qd.evaluation.LocalEvaluator`).
     """
     unknown = set(modes) - set(ROLLOUT_MODES)
     if unknown or "eager" not in modes:
@@ -67,6 +69,7 @@ def rollout_throughput(
             compile_steps=compile_steps,
             compile_mode=compile_mode,
             rollout_threads=None,  # the process's setting (--threads)
+            rollout_workers=rollout_workers,
         )
         evaluators[mode].evaluate(genomes[:8])
         warmup[mode] = time.perf_counter() - start
@@ -98,6 +101,7 @@ def rollout_throughput(
                     "ratio_vs_eager": rate / eager_rate,
                     "peak_memory_mb": _peak_memory_mb(dev),
                     "threads": torch.get_num_threads(),
+                    "rollout_workers": rollout_workers,
                     "compile_steps": compile_steps if mode != "eager" else None,
                     "warmup_s": warmup[mode],
                 }

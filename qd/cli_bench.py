@@ -29,6 +29,7 @@ def _cmd_bench_rollout(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         compile_steps=args.compile_steps,
         compile_mode=args.compile_mode,
+        rollout_workers=args.rollout_workers,
     )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -145,6 +146,12 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--episodes", type=int, default=1, help="timed episodes per batch size")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--rollout-workers",
+        type=int,
+        default=1,
+        help="Python threads stepping parts of each batch at once (every mode; default 1)",
+    )
     p.add_argument(
         "--compile",
         action="store_true",

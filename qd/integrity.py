@@ -34,6 +34,7 @@ CONFIG_TYPES: dict[str, tuple] = {
     "address": (str, type(None)),
     "compile": (bool, str),
     "threads": (int,),
+    "rollout_workers": (int,),
     "policy_hidden": (list, type(None)),
     "imports": (list,),
     "space_options": (dict,),

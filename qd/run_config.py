@@ -14,7 +14,14 @@ from qd.behaviour.custom import space_setting
 from qd.evaluation import resolve_device
 from qd.integrity import non_finite
 
-RUN_KEYS = ("checkpoint_every", "keep_checkpoints", "max_batch", "log_every", "threads")
+RUN_KEYS = (
+    "checkpoint_every",
+    "keep_checkpoints",
+    "max_batch",
+    "log_every",
+    "threads",
+    "rollout_workers",
+)
 # ``compile="auto"`` compiles from this many policy-steps (budget x episode length) on:
 # ~100 s of eager HardMaze rollouts at B = 200 on one core, against a compile of 10-30 s.
 AUTO_COMPILE_STEPS = 100_000_000
@@ -59,6 +66,9 @@ class RunConfig:
             thread, see ``LocalEvaluator``'s ``rollout_threads``; N: everything on N). Float
             reductions may round differently with another thread count, so a run resumes with
             its own.
+        rollout_workers: Python threads stepping parts of a large rollout batch at once on the
+            CPU (``LocalEvaluator``'s ``rollout_workers``; 1 = one thread). Results do not
+            depend on it.
         policy_hidden: hidden layer sizes of the policy (default: the papers' sizes for the
             env, ``qd.policies.PAPER_HIDDEN``; two layers of 5 elsewhere).
         imports: modules imported before the env and space are built (modules that register
@@ -92,6 +102,7 @@ class RunConfig:
     address: str | None = None
     compile: bool | str = "auto"
     threads: int = 0
+    rollout_workers: int = 1
     policy_hidden: list[int] | None = None
     imports: list[str] = field(default_factory=list)
     space_options: dict = field(default_factory=dict)
@@ -135,6 +146,8 @@ class RunConfig:
             raise ValueError("checkpoint_every and keep_checkpoints must be > 0")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads must be an int >= 0 (0: one per core), got {self.threads!r}")
+        if not isinstance(self.rollout_workers, int) or self.rollout_workers <= 0:
+            raise ValueError(f"rollout_workers must be an int > 0, got {self.rollout_workers!r}")
         if self.log_every <= 0 or self.workers <= 0:
             raise ValueError(
                 f"log_every and workers must be > 0, got {self.log_every} and {self.workers}"
@@ -313,4 +326,5 @@ def make_evaluator(config: RunConfig, env, policy, device, *, searches: int = 1)
         compile=bool(compiled := compile_choice(config, env.spec.episode_length, device, searches)),
         compile_exact=compiled != "fused",
         rollout_threads=config.threads or 1,
+        rollout_workers=config.rollout_workers,
     )

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -245,3 +247,34 @@ def test_rollouts_run_on_their_own_thread_count_and_restore_it():
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="rollout_threads"):
         LocalEvaluator(env, SereneMLP((5, 5, 5, 2)), rollout_threads=0)
+
+
+def test_rollout_workers_split_large_chunks_with_the_same_outcomes(tmp_path):
+    """Two workers step halves of a chunk at once; outcomes equal one thread's bit for bit."""
+    env = envs.make("hardmaze", episode_length=20)
+    policy = SereneMLP((5, 5, 5, 2))
+    genomes = _genomes(600)
+    one = LocalEvaluator(env, policy).evaluate(genomes, trajectory=2)
+    evaluator = LocalEvaluator(env, policy, rollout_workers=2)
+    first = evaluator.evaluate(genomes, trajectory=2)  # the first call runs in one thread
+    assert evaluator._executor is None
+    split = evaluator.evaluate(genomes, trajectory=2)
+    assert evaluator._executor is not None  # really split among the workers
+    _bit_equal(first, one)
+    _bit_equal(split, one)
+    small = evaluator.evaluate(genomes[:300])  # below 2 x WORKER_ROWS: one thread
+    assert torch.equal(small.descriptor, one.descriptor[:300])
+    evaluator.close()
+    assert evaluator._executor is None
+    with pytest.raises(ValueError, match="rollout_workers"):
+        LocalEvaluator(env, policy, rollout_workers=0)
+
+
+def test_run_setting_rollout_workers(tmp_path):
+    from qd.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "ns", "--env", "hardmaze", "--budget", "600", "--rollout-workers", "2"]
+    assert main([*args, "--set", "env.episode_length=20", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["rollout_workers"] == 2
+    assert main(["run", "ns", "--env", "hardmaze", "--set", "rollout_workers=0"]) == 2
