@@ -3,6 +3,7 @@ alternating the two in one process (run by hand; Kheperax and jax are a benchmar
 ``pip install 'qdtorch[kheperax]'``, i.e. kheperax==0.2.0 jax==0.5.3 jaxlib==0.5.3).
 
 python benchmarks/vs_kheperax.py [--batch 12 200 1000 4096] [--steps 1000] [--repeats 3]
+[--compile-steps 8]
 
 Kheperax: its default task (standard maze, 1,000-step episodes, a 66-parameter MLP), the whole
 episode compiled by XLA (``lax.scan``); the first call per batch size compiles (reported).
@@ -51,7 +52,7 @@ def kheperax_runner(batch: int, steps: int):
     return run, size
 
 
-def torch_runner(batch: int, steps: int, mode: str):
+def torch_runner(batch: int, steps: int, mode: str, compile_steps: int = 8):
     """A function evaluating ``batch`` random HardMaze policies once with our evaluator."""
     import torch
 
@@ -69,6 +70,7 @@ def torch_runner(batch: int, steps: int, mode: str):
         max_batch=max(batch, 1),
         compile=mode != "eager",
         compile_exact=mode == "compiled",
+        compile_steps=compile_steps,
     )
     return (lambda: evaluator.evaluate(genomes)), policy.genome_size
 
@@ -79,6 +81,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["eager", "compiled", "fused"])
+    parser.add_argument("--compile-steps", type=int, default=8, help="steps per compiled call")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -89,7 +92,9 @@ def main() -> int:
             if name == "kheperax":
                 runners[name], params[name] = kheperax_runner(batch, args.steps)
             else:
-                runners[name], params[name] = torch_runner(batch, args.steps, name)
+                runners[name], params[name] = torch_runner(
+                    batch, args.steps, name, args.compile_steps
+                )
             runners[name]()  # compile / warm up
             warm[name] = time.perf_counter() - start
         best = {name: float("inf") for name in runners}

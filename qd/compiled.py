@@ -18,6 +18,7 @@ rollouts are close and deterministic, not exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -108,6 +109,43 @@ def _reroute_norms(graph: torch.fx.Graph) -> None:
             node.kwargs = {}
 
 
+def _lower_to_aten_fallbacks() -> None:
+    """Lower each opaque op to a direct call of the ATen kernel it stands for.
+
+    Inductor would otherwise call the opaque op itself, whose implementation is a Python
+    function: from the C++ wrapper that is a round trip into Python per call. As an ATen
+    fallback kernel the call stays in C++ (inductor's dispatcher shim), with the same kernel,
+    hence the same numbers. Only this module's ops get a lowering; ``torch.compile`` of other
+    code is unaffected.
+    """
+    from torch._inductor import lowering
+
+    aten = torch.ops.aten
+    ops = getattr(torch.ops, LIBRARY)
+    targets = {opaque: target for target, opaque in _eager_ops().items()}
+    targets[ops.vector_norm.default] = aten.linalg_vector_norm.default
+    for opaque, target in targets.items():
+        if opaque not in lowering.lowerings:
+            handler = lowering.fallback_handler(target, add_to_fallback_set=False)
+            lowering.register_lowering(opaque, type_promotion_kind=None)(handler)
+    names = {str(target) for target in targets.values()}
+    logging.getLogger("torch._inductor.ir").addFilter(_ShimNoticeFilter(names))
+
+
+class _ShimNoticeFilter(logging.Filter):
+    """Drops inductor's "missing a c-shim implementation" warning for the rerouted ATen ops
+    (expected: the C++ wrapper then calls them through the dispatcher)."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        shim = "c-shim" in str(record.msg)
+        return not (shim and args and str(args[0]) in self.names)
+
+
 def _pass_classes():
     """The two graph-pass classes (built on first use: importing inductor is slow)."""
     if "EagerMathPass" in globals():
@@ -128,7 +166,7 @@ def _pass_classes():
                     node.target = reroute[node.target]
 
         def uuid(self) -> str:
-            return f"qdtorch-eager-math-1:{','.join(UNARY + BINARY)}"
+            return f"qdtorch-eager-math-2:{','.join(UNARY + BINARY)}"
 
     class EagerNormPass(CustomGraphPass):
         """Pre-grad pass: :func:`_reroute_norms` (``uuid`` keys inductor's cache)."""
@@ -137,8 +175,9 @@ def _pass_classes():
             _reroute_norms(graph)
 
         def uuid(self) -> str:
-            return "qdtorch-eager-norm-1"
+            return "qdtorch-eager-norm-2"
 
+    _lower_to_aten_fallbacks()
     # Module-level names let inductor pickle the passes into its cache key (FX graph cache).
     for cls in (EagerMathPass, EagerNormPass):
         cls.__qualname__ = cls.__name__
