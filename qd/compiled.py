@@ -5,8 +5,9 @@ Inductor fuses element-wise code into loops of its own, and there it computes tr
 functions (``cos``, ``tanh``, ``exp``, ``sqrt``...) with its own vectorised routines, while
 eager CPU kernels call other ones (e.g. MKL's vector math): the results differ in the last bit,
 and over a 2,000-step episode a chaotic robot ends up somewhere else. With ``exact=True`` a
-post-grad graph pass reroutes these functions to opaque ops that call the eager ATen kernels,
-so everything else is fused and the numbers are the eager ones (checked by the tests, env by
+post-grad graph pass reroutes these functions to opaque ops, which inductor lowers to calls
+of the eager ATen kernels (from the C++ wrapper: through the dispatcher, without Python), so
+everything else is fused and the numbers are the eager ones (checked by the tests, env by
 env); ``torch.linalg.vector_norm``, which inductor decomposes into a fused sum of squares, is
 rerouted the same way before decomposition. ``exact=False`` lets inductor fuse them too:
 faster, still deterministic and batch invariant, but not equal to eager.

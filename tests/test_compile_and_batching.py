@@ -278,3 +278,22 @@ def test_run_setting_rollout_workers(tmp_path):
     assert main([*args, "--set", "env.episode_length=20", "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["rollout_workers"] == 2
     assert main(["run", "ns", "--env", "hardmaze", "--set", "rollout_workers=0"]) == 2
+
+
+def test_exact_compile_calls_the_eager_kernels_directly():
+    """The rerouted functions become ATen fallback calls in the generated code (no call of the
+    Python-implemented opaque op), with the eager numbers."""
+    from torch._inductor.utils import run_and_get_code
+
+    from qd.compiled import compile_function
+
+    def fn(x):
+        return torch.tanh(torch.cos(x * 3.0) + torch.sin(x)) * 2.0
+
+    x = torch.linspace(-20.0, 20.0, 1001)
+    compiled = compile_function(fn, exact=True, dynamic=False)
+    out, (code, *_) = run_and_get_code(compiled, x)
+    assert torch.equal(out, fn(x))
+    for name in ("cos", "sin", "tanh"):
+        assert f"torch.ops.aten.{name}.default(" in code
+        assert f"torch.ops.qdtorch_eager.{name}.default(" not in code
