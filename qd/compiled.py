@@ -191,7 +191,7 @@ def compile_function(
     *,
     exact: bool = True,
     mode: str | None = None,
-    dynamic: bool = True,
+    dynamic: bool | None = True,
     cpp_wrapper: bool = False,
 ) -> Callable:
     """``torch.compile(fn)``; ``exact`` keeps transcendental functions on the eager kernels.
@@ -200,7 +200,8 @@ def compile_function(
         fn: the function to compile.
         exact: results bit-identical to eager (see the module docstring).
         mode: ``torch.compile`` mode (``default``; ``reduce-overhead`` adds CUDA graphs).
-        dynamic: compile once for every batch size (symbolic batch dimension).
+        dynamic: ``torch.compile``'s ``dynamic``: True makes every size symbolic; None
+            (used by the rollout blocks) keeps sizes static unless marked dynamic.
         cpp_wrapper: inductor calls the compiled kernels from generated C++ instead of Python
             (less fixed cost per call; same kernels, same numbers).
     """

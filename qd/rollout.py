@@ -10,6 +10,7 @@ which one fused call per block removes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -95,7 +96,9 @@ class CompiledBlocks:
                 exact=self.exact,
                 mode=self.mode,
                 cpp_wrapper=self.cpp_wrapper,
+                dynamic=None,
             )
+            fn = _batch_dynamic(fn)
             if self.mode == "reduce-overhead":  # CUDA graphs: each call starts a new step
                 graph_fn = fn
 
@@ -113,6 +116,45 @@ class CompiledBlocks:
         for _ in range(count % self.steps):
             state, fitness, alive = self.block(1)(layers, state, fitness, alive)
         return state, fitness, alive
+
+
+def _batch_dynamic(fn: Callable) -> Callable:
+    """Wrap a compiled block so that its first call marks the batch dimension dynamic.
+
+    One compile then serves every batch size (later calls' fresh tensors match its guards),
+    while the env's and policy's own sizes (lasers, joints, layer widths) stay static: inductor
+    specialises its kernels to them and the call passes one symbolic size instead of one per
+    dimension (measured x1.1-1.2 at 12 episodes, up to x1.4 for the redundant arm at 200-4,096,
+    over ``dynamic=True``).
+    """
+    first = True
+
+    def block(layers, state, fitness, alive):
+        nonlocal first
+        if first:
+            _mark_batch_dynamic((layers, state, fitness, alive), fitness.shape[0])
+            first = False
+        return fn(layers, state, fitness, alive)
+
+    return block
+
+
+def _mark_batch_dynamic(tree, batch: int) -> None:
+    """Mark dimension 0 of every tensor in ``tree`` (tensors, lists, tuples, dicts and
+    dataclasses of them) whose size is ``batch`` as dynamic (a hint: an env whose code fixes the
+    batch size specialises it, and dynamo recompiles on a new size as usual)."""
+    if isinstance(tree, torch.Tensor):
+        if tree.ndim and tree.shape[0] == batch and batch > 1:
+            torch._dynamo.maybe_mark_dynamic(tree, 0)
+    elif isinstance(tree, (list, tuple)):
+        for item in tree:
+            _mark_batch_dynamic(item, batch)
+    elif isinstance(tree, dict):
+        for item in tree.values():
+            _mark_batch_dynamic(item, batch)
+    elif dataclasses.is_dataclass(tree):
+        for field in dataclasses.fields(tree):
+            _mark_batch_dynamic(getattr(tree, field.name), batch)
 
 
 def eager_advance(env, policy: BatchedMLP) -> Callable:

@@ -297,3 +297,29 @@ def test_exact_compile_calls_the_eager_kernels_directly():
     for name in ("cos", "sin", "tanh"):
         assert f"torch.ops.aten.{name}.default(" in code
         assert f"torch.ops.qdtorch_eager.{name}.default(" not in code
+
+
+def test_compiled_blocks_mark_only_the_batch_dimension_dynamic():
+    """The first call of a block marks dimension 0 of the batch's tensors (in lists and env
+    state dataclasses) as dynamic, nothing else, so kernels keep the env's own sizes static."""
+    from dataclasses import dataclass
+
+    from qd.rollout import _mark_batch_dynamic
+
+    @dataclass
+    class State:
+        pos: torch.Tensor
+        t: torch.Tensor
+        table: torch.Tensor
+
+    batch = 6
+    state = State(torch.zeros(batch, 2), torch.tensor(0), torch.zeros(5, batch))
+    layers = [torch.zeros(batch, 3, 4), (torch.zeros(batch, 4),)]
+    fitness = torch.zeros(batch)
+    _mark_batch_dynamic((layers, state, fitness, {"alive": torch.ones(batch)}), batch)
+
+    def marked(tensor):
+        return getattr(tensor, "_dynamo_weak_dynamic_indices", set())
+
+    assert all(marked(x) == {0} for x in (state.pos, layers[0], layers[1][0], fitness))
+    assert not marked(state.t) and not marked(state.table)
