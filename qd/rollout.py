@@ -123,9 +123,8 @@ def _batch_dynamic(fn: Callable) -> Callable:
 
     One compile then serves every batch size (later calls' fresh tensors match its guards),
     while the env's and policy's own sizes (lasers, joints, layer widths) stay static: inductor
-    specialises its kernels to them and the call passes one symbolic size instead of one per
-    dimension (measured x1.1-1.2 at 12 episodes, up to x1.4 for the redundant arm at 200-4,096,
-    over ``dynamic=True``).
+    specialises its kernels to them and each call passes one symbolic size (speeds in the
+    README's rollout table).
     """
     first = True
 
